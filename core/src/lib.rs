@@ -1,0 +1,22 @@
+//! sluice-core: the model every Sluice stage shares, and nothing stage-specific.
+//!
+//! It owns how a server is named and reached ([`Endpoint`], [`ServerInfo`]), where a stream of
+//! changes stands ([`BinlogPosition`], [`GtidSet`], [`Checkpoint`]), where files live
+//! ([`Storage`]) and how identifiers are quoted into SQL ([`TableName`], [`quote_ident`]).
+//!
+//! Dependency rule: this crate depends on no other Sluice crate. The stages (dumper, importer,
+//! streamer, checksum) depend on it and never on each other; `sluice-jobs` wires them together.
+
+mod endpoint;
+mod error;
+mod gtid;
+mod position;
+mod storage;
+mod table_name;
+
+pub use endpoint::{Endpoint, Flavor, Secret, ServerInfo};
+pub use error::{CoreError, Result};
+pub use gtid::{GtidSet, MariaGtid};
+pub use position::{BinlogPosition, Checkpoint};
+pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};
+pub use table_name::{TableName, quote_ident, quote_string};

@@ -1,0 +1,188 @@
+//! Throwaway MariaDB servers: `mariadb-install-db` + `mariadbd` in a temporary folder, on a free
+//! loopback port, stopped by the watchdog when the test process ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sluice_core::Endpoint;
+
+use super::process::{find_program, free_port, is_alive, kill, spawn_watchdog};
+
+/// Where Debian and the MariaDB tarballs put the server programs.
+const SERVER_DIRS: &[&str] = &[
+    "/usr/sbin",
+    "/usr/local/sbin",
+    "/usr/local/mysql/bin",
+    "/usr/bin",
+];
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Which of the two test servers this is; they differ in binlog settings and server id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The replication source: binlog on, ROW, full images, GTID strict mode.
+    Source,
+    /// The migration target: no binlog.
+    Target,
+}
+
+/// A running throwaway MariaDB server, reachable as root without a password on 127.0.0.1.
+#[derive(Debug)]
+pub struct MariaDb {
+    pub role: Role,
+    pub port: u16,
+    pub pid: u32,
+    pub dir: PathBuf,
+}
+
+/// The shared SOURCE server of this test process, started on first use.
+pub fn source() -> &'static MariaDb {
+    static SOURCE: OnceLock<MariaDb> = OnceLock::new();
+    SOURCE.get_or_init(|| MariaDb::start(Role::Source))
+}
+
+/// The shared TARGET server of this test process, started on first use.
+pub fn target() -> &'static MariaDb {
+    static TARGET: OnceLock<MariaDb> = OnceLock::new();
+    TARGET.get_or_init(|| MariaDb::start(Role::Target))
+}
+
+impl MariaDb {
+    /// Starts a new server of the given role. Blocks until it accepts connections; panics with
+    /// the tail of its error log if it does not. Most tests use [`source`] and [`target`];
+    /// a test that must stop or restart a server starts its own.
+    pub fn start(role: Role) -> MariaDb {
+        let install_db = find_program("mariadb-install-db", SERVER_DIRS);
+        let mariadbd = find_program("mariadbd", SERVER_DIRS);
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            match try_start(role, &install_db, &mariadbd) {
+                Ok(server) => return server,
+                // Another process may have taken the free port between our probe and the bind.
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("MariaDB {role:?} did not start: {last_error}");
+    }
+
+    /// `mysql://root@127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.url().parse().expect("harness URL parses")
+    }
+
+    /// A new connection as root.
+    pub async fn conn(&self) -> mysql_async::Conn {
+        self.endpoint()
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect to test {:?}: {e}", self.role))
+    }
+
+    /// The server's data folder (binlog files live here).
+    pub fn datadir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+fn try_start(role: Role, install_db: &Path, mariadbd: &Path) -> Result<MariaDb, String> {
+    let port = free_port();
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-mariadb-")
+        .tempdir()
+        .map_err(|e| format!("temporary folder: {e}"))?
+        .keep();
+    let cnf = dir.join("my.cnf");
+    std::fs::write(&cnf, config(role, port, &dir))
+        .map_err(|e| format!("{}: {e}", cnf.display()))?;
+    let defaults = format!("--defaults-file={}", cnf.display());
+
+    let install = Command::new(install_db)
+        .arg(&defaults)
+        .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {}: {e}", install_db.display()))?;
+    if !install.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!(
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&install.stderr)
+        ));
+    }
+
+    use std::os::unix::process::CommandExt;
+    let child = Command::new(mariadbd)
+        .arg(&defaults)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("run {}: {e}", mariadbd.display()))?;
+    let pid = child.id();
+    // The watchdog owns the server's lifetime from here on; dropping `child` does not kill it.
+    spawn_watchdog(pid, &dir);
+    drop(child);
+
+    let log = dir.join("error.log");
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("ready for connections") {
+            break;
+        }
+        if !is_alive(pid) || started.elapsed() > STARTUP_LIMIT {
+            kill(pid);
+            let tail: Vec<&str> = text.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!(
+                "port {port}, log {}:\n{}",
+                log.display(),
+                tail.join("\n")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(MariaDb {
+        role,
+        port,
+        pid,
+        dir,
+    })
+}
+
+/// The server's option file. Small buffers keep two servers cheap on a 2-core machine;
+/// durability settings are relaxed because the data dies with the test anyway.
+fn config(role: Role, port: u16, dir: &Path) -> String {
+    let d = dir.display();
+    let (server_id, role_lines) = match role {
+        Role::Source => (
+            1,
+            "log_bin=mysql-bin\nbinlog_format=ROW\nbinlog_row_image=FULL\ngtid_strict_mode=1\n",
+        ),
+        Role::Target => (2, "skip_log_bin\n"),
+    };
+    let user = if is_root() { "user=root\n" } else { "" };
+    format!(
+        "[mysqld]\n{user}datadir={d}/data\nport={port}\nbind-address=127.0.0.1\n\
+         socket={d}/mysqld.sock\npid-file={d}/mariadbd.pid\nlog-error={d}/error.log\n\
+         server_id={server_id}\nskip-name-resolve\nlocal_infile=1\nmax_allowed_packet=64M\n\
+         innodb_buffer_pool_size=256M\ninnodb_log_file_size=128M\n\
+         innodb_flush_log_at_trx_commit=2\nperformance_schema=OFF\n\
+         character_set_server=utf8mb4\ncollation_server=utf8mb4_general_ci\n{role_lines}"
+    )
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}

@@ -1,0 +1,16 @@
+//! The end-to-end test crate and the harness every integration test uses.
+//!
+//! The harness starts real servers and never mocks them: a SOURCE MariaDB (binlog on, ROW,
+//! GTID strict), a TARGET MariaDB and an S3 endpoint (`moto_server`). Each is started on first
+//! use, shared by all tests of one test binary, and tied to the life of that process by a
+//! watchdog, so no server outlives the tests, even after `kill -9`. Tests isolate themselves by
+//! database name ([`unique_name`]).
+//!
+//! A machine without `mariadbd` or `moto_server` makes these tests fail with a message naming
+//! `ci/setup.sh`; they never pass by skipping.
+
+pub mod harness;
+
+pub use harness::mariadb::{MariaDb, Role, source, target};
+pub use harness::moto::{S3Endpoint, s3};
+pub use harness::unique_name;
