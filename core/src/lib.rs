@@ -7,15 +7,20 @@
 //! Dependency rule: this crate depends on no other Sluice crate. The stages (dumper, importer,
 //! streamer, checksum) depend on it and never on each other; `sluice-jobs` wires them together.
 
+mod column;
 mod endpoint;
 mod error;
+mod filter;
 mod gtid;
+pub mod layout;
 mod position;
 mod storage;
 mod table_name;
 
+pub use column::{ColumnKind, bit_value};
 pub use endpoint::{Endpoint, Flavor, Secret, ServerInfo};
 pub use error::{CoreError, Result};
+pub use filter::TableFilter;
 pub use gtid::{GtidSet, MariaGtid};
 pub use position::{BinlogPosition, Checkpoint};
 pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};

@@ -1,0 +1,141 @@
+//! Which tables a stage works on: `--filter` patterns shared by dump, import, stream and
+//! checksum.
+//!
+//! A pattern is `db.table` where either side is a glob (`*` any run, `?` one character); `db`
+//! alone means `db.*`; a leading `!` excludes. With no include pattern everything is included.
+//! A table is taken when some include matches and no exclude does. The system schemas
+//! (`mysql`, `sys`, `information_schema`, `performance_schema`) are excluded unless a pattern
+//! names them without wildcards in the database part.
+
+use crate::CoreError;
+
+const SYSTEM_SCHEMAS: &[&str] = &["mysql", "sys", "information_schema", "performance_schema"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    database: String,
+    table: String,
+}
+
+impl Pattern {
+    fn matches(&self, database: &str, table: &str) -> bool {
+        glob(&self.database, database) && glob(&self.table, table)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableFilter {
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+    original: Vec<String>,
+}
+
+impl TableFilter {
+    /// Parses the patterns as given on the command line or in a job file.
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<TableFilter, CoreError> {
+        let mut filter = TableFilter::default();
+        for raw in patterns {
+            let raw = raw.as_ref().trim();
+            let (negate, body) = match raw.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, raw),
+            };
+            let (database, table) = body.split_once('.').unwrap_or((body, "*"));
+            if database.is_empty() || table.is_empty() {
+                return Err(CoreError::invalid(
+                    "filter",
+                    raw,
+                    "expected db.table, db.* or db, with * and ? as wildcards, ! to exclude",
+                ));
+            }
+            let pattern = Pattern {
+                database: database.to_owned(),
+                table: table.to_owned(),
+            };
+            if negate {
+                filter.exclude.push(pattern);
+            } else {
+                filter.include.push(pattern);
+            }
+            filter.original.push(raw.to_owned());
+        }
+        Ok(filter)
+    }
+
+    /// Whether any pattern was given (for "the filter matches nothing" messages).
+    pub fn patterns(&self) -> &[String] {
+        &self.original
+    }
+
+    /// Whether this table is selected.
+    pub fn matches(&self, database: &str, table: &str) -> bool {
+        if self.exclude.iter().any(|p| p.matches(database, table)) {
+            return false;
+        }
+        let is_system = SYSTEM_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(database));
+        if is_system {
+            // Only an explicit include of the schema by name takes a system table.
+            return self
+                .include
+                .iter()
+                .any(|p| p.database.eq_ignore_ascii_case(database) && p.matches(database, table));
+        }
+        self.include.is_empty() || self.include.iter().any(|p| p.matches(database, table))
+    }
+}
+
+/// Glob match with `*` and `?`, iterative with backtracking on the last `*`.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn includes_excludes_and_globs() {
+        let f = TableFilter::new(&["shop.*", "!shop.tmp_*", "logs.2026_??"]).unwrap();
+        assert!(f.matches("shop", "orders"));
+        assert!(!f.matches("shop", "tmp_x"));
+        assert!(f.matches("logs", "2026_01"));
+        assert!(!f.matches("logs", "2026_001"));
+        assert!(!f.matches("other", "t"));
+    }
+
+    #[test]
+    fn system_schemas_only_by_name() {
+        let all = TableFilter::new::<&str>(&[]).unwrap();
+        assert!(all.matches("app", "t"));
+        assert!(!all.matches("mysql", "user"));
+        assert!(!TableFilter::new(&["*.*"]).unwrap().matches("sys", "x"));
+        assert!(TableFilter::new(&["mysql.user"]).unwrap().matches("mysql", "user"));
+        assert!(TableFilter::new(&["!app.t"]).unwrap().matches("app", "u"));
+    }
+
+    #[test]
+    fn rejects_empty_parts() {
+        assert!(TableFilter::new(&[".t"]).is_err());
+        assert!(TableFilter::new(&["db."]).is_err());
+        assert!(TableFilter::new(&["!"]).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! `metadata.json`: what a dump holds and the exact moment it shows.
+//!
+//! Written last, after every data file is committed: its presence is the dump's mark of
+//! completeness. `snapshot` is the binlog position and GTID set of the consistent snapshot all
+//! tables were read in; a streamer started there applies exactly the changes the dump lacks.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Compression, CsvDialect, DataFormat};
+
+/// The version of this document's shape; readers refuse newer versions.
+pub const METADATA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpMetadata {
+    pub version: u32,
+    /// `sluice <version>`.
+    pub tool: String,
+    pub source: SourceMeta,
+    /// `auto`, `flush`, `lock`, `snapshot` or `none`, and which lock was actually taken.
+    pub consistency: String,
+    /// `None` when the source has no binlog or consistency was `none`.
+    pub snapshot: Option<SnapshotMeta>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    pub format: DataFormat,
+    pub compression: Compression,
+    /// Present when `format` is `csv`.
+    pub csv: Option<CsvDialect>,
+    /// The session time zone the values were read in (TIMESTAMP columns depend on it).
+    pub time_zone: String,
+    pub tables: Vec<TableMeta>,
+}
+
+impl DumpMetadata {
+    pub const VERSION: u32 = METADATA_VERSION;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceMeta {
+    /// `mysql://user@host:port`, never with the password.
+    pub endpoint: String,
+    pub flavor: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub binlog_file: String,
+    /// 64-bit: binlog files can pass 4 GiB.
+    pub binlog_offset: u64,
+    /// MariaDB `domain-server-seq` list or MySQL `uuid:intervals`; empty when no GTIDs yet.
+    pub gtid_set: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMeta {
+    pub database: String,
+    pub table: String,
+    pub schema_file: String,
+    /// Dumped columns in file order (generated columns are left out).
+    pub columns: Vec<String>,
+    /// Empty for a table without a primary key.
+    pub primary_key: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub chunks: Vec<ChunkMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMeta {
+    pub file: String,
+    /// The chunk's key range as SQL predicate text, for people and for re-dumping one chunk.
+    pub range: String,
+    pub rows: u64,
+    /// Bytes in storage (after compression).
+    pub bytes: u64,
+    /// Order-independent row fingerprint ([`super::RowFingerprint`]), 16 hex digits.
+    pub fingerprint: String,
+}
+
+/// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-24T06:48:21Z`).
+pub fn utc_timestamp(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_795_502_901), "2026-11-24T06:48:21Z");
+    }
+}
