@@ -23,20 +23,25 @@ impl ColumnKind {
     /// Classifies `information_schema.COLUMNS.DATA_TYPE`.
     pub fn from_data_type(data_type: &str) -> ColumnKind {
         match data_type.to_ascii_lowercase().as_str() {
-            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => ColumnKind::Integer,
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+                ColumnKind::Integer
+            }
             "decimal" | "numeric" => ColumnKind::Decimal,
             "float" | "double" | "real" | "double precision" => ColumnKind::Float,
             "bit" => ColumnKind::Bit,
-            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" | "point"
-            | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
-            | "geometrycollection" => ColumnKind::Binary,
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" => ColumnKind::Binary,
             _ => ColumnKind::Text,
         }
     }
 
     /// True when the server's text for this kind is a bare SQL number.
     pub fn is_numeric(self) -> bool {
-        matches!(self, ColumnKind::Integer | ColumnKind::Decimal | ColumnKind::Float | ColumnKind::Bit)
+        matches!(
+            self,
+            ColumnKind::Integer | ColumnKind::Decimal | ColumnKind::Float | ColumnKind::Bit
+        )
     }
 }
 

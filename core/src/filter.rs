@@ -72,7 +72,9 @@ impl TableFilter {
         if self.exclude.iter().any(|p| p.matches(database, table)) {
             return false;
         }
-        let is_system = SYSTEM_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(database));
+        let is_system = SYSTEM_SCHEMAS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(database));
         if is_system {
             // Only an explicit include of the schema by name takes a system table.
             return self
@@ -128,7 +130,11 @@ mod tests {
         assert!(all.matches("app", "t"));
         assert!(!all.matches("mysql", "user"));
         assert!(!TableFilter::new(&["*.*"]).unwrap().matches("sys", "x"));
-        assert!(TableFilter::new(&["mysql.user"]).unwrap().matches("mysql", "user"));
+        assert!(
+            TableFilter::new(&["mysql.user"])
+                .unwrap()
+                .matches("mysql", "user")
+        );
         assert!(TableFilter::new(&["!app.t"]).unwrap().matches("app", "u"));
     }
 

@@ -1,7 +1,25 @@
 //! sluice-dumper: the parallel, consistent, chunked dump of a MySQL or MariaDB server.
 //!
 //! It owns the snapshot coordinator (N connections on one consistent point and the binlog
-//! position of that point), the chunk planner (primary-key ranges), the row readers and the
-//! file writers (SQL, CSV, Parquet) that put the dump layout into a `sluice_core::Storage`.
-//! It depends on `sluice-core` only; the importer reads what it writes through the layout
-//! described in ARCHITECTURE.md, never through this crate.
+//! position of that point), the chunk planner (primary-key ranges), the row encoders (SQL, CSV)
+//! and the compressed chunk sinks that put the dump layout into a `sluice_core::Storage`.
+//! It depends on `sluice-core` only; the importer reads what it writes through the layout in
+//! `sluice_core::layout`, never through this crate.
+//!
+//! Flow: [`Dumper::build`] connects, lists the tables the filter selects, checks privileges and
+//! the output folder; [`Dumper::run`] takes the snapshot, writes schemas, plans chunks, lets N
+//! workers stream chunks to storage, and writes `metadata.json` last.
+
+mod config;
+mod encode;
+mod error;
+mod plan;
+mod privileges;
+mod run;
+mod schema;
+mod sink;
+mod snapshot;
+
+pub use config::{Consistency, DumpConfig};
+pub use error::DumpError;
+pub use run::{DumpSummary, Dumper};

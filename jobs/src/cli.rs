@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::ExitCode;
+use crate::{ExitCode, commands};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,8 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Dump databases and tables consistently to local disk or S3 (SQL, CSV, Parquet).
-    Dump(Unbuilt),
+    /// Dump databases and tables consistently to local disk or S3 (SQL, CSV).
+    Dump(commands::dump::DumpArgs),
     /// Bulk-import a dump (Sluice, Dumpling, mydumper, mysqldump) in primary-key order.
     Import(Unbuilt),
     /// Stream the binlog from a position or GTID set into the target, exactly once.
@@ -87,7 +87,38 @@ pub fn main() -> std::process::ExitCode {
             return code.into();
         }
     };
-    let (name, issue) = cli.command.name_and_issue();
-    eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");
-    ExitCode::UsageOrInput.into()
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the async runtime: {e}");
+            return ExitCode::Transient.into();
+        }
+    };
+    let code = match cli.command {
+        Command::Dump(args) => runtime.block_on(commands::dump::run(args)),
+        other => {
+            let (name, issue) = other.name_and_issue();
+            eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");
+            ExitCode::UsageOrInput
+        }
+    };
+    // Workers aborted by an interrupt may still hold sockets: do not wait for them.
+    runtime.shutdown_background();
+    code.into()
+}
+
+/// Log lines to stderr; `SLUICE_LOG` (e.g. `debug`, `sluice_dumper=debug`) sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mysql_async=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }

@@ -5,7 +5,9 @@
 //! `sluice-checksum`) together. No stage depends on it.
 
 pub mod cli;
+mod commands;
 mod exit;
+mod password;
 
 pub use cli::main;
 pub use exit::ExitCode;

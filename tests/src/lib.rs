@@ -9,7 +9,9 @@
 //! A machine without `mariadbd` or `moto_server` makes these tests fail with a message naming
 //! `ci/setup.sh`; they never pass by skipping.
 
+pub mod dumps;
 pub mod harness;
+pub mod tools;
 
 pub use harness::mariadb::{MariaDb, Role, source, target};
 pub use harness::moto::{S3Endpoint, s3};

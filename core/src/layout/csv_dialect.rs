@@ -37,14 +37,25 @@ impl CsvDialect {
     /// Checks that the dialect can be read back unambiguously.
     pub fn validate(&self) -> Result<(), CoreError> {
         let d = self.delimiter;
-        if d == self.quote || d == b'\n' || d == b'\r' || d.is_ascii_digit() || d == b'-' || d == b'.' {
+        if d == self.quote
+            || d == b'\n'
+            || d == b'\r'
+            || d.is_ascii_digit()
+            || d == b'-'
+            || d == b'.'
+        {
             return Err(CoreError::invalid(
                 "CSV delimiter",
                 char::from(d),
                 "must not be a quote, newline, digit, sign or dot",
             ));
         }
-        if self.null.is_empty() || self.null.bytes().any(|b| b == d || b == self.quote || b == b'\n') {
+        if self.null.is_empty()
+            || self
+                .null
+                .bytes()
+                .any(|b| b == d || b == self.quote || b == b'\n')
+        {
             return Err(CoreError::invalid(
                 "CSV NULL marker",
                 &self.null,
@@ -73,6 +84,9 @@ impl CsvDialect {
     }
 }
 
+/// One record's cells; `None` is NULL.
+pub type CsvRecord = Vec<Option<Vec<u8>>>;
+
 /// Reads records of a [`CsvDialect`] from a stream, telling NULLs from strings, and counting
 /// lines for error messages. Fields may span lines.
 pub struct CsvRecordReader<R> {
@@ -100,8 +114,7 @@ impl<R: BufRead> CsvRecordReader<R> {
     }
 
     /// The next record, `None` at the end. A cell is `None` for NULL.
-    #[allow(clippy::type_complexity)]
-    pub fn next_record(&mut self) -> Result<Option<Vec<Option<Vec<u8>>>>, CoreError> {
+    pub fn next_record(&mut self) -> Result<Option<CsvRecord>, CoreError> {
         let start_line = self.line;
         let mut record = Vec::new();
         let mut field = Vec::new();
@@ -187,20 +200,26 @@ impl<R: BufRead> CsvRecordReader<R> {
             }
         }
     }
-
 }
 
 /// Ends a field: an unquoted NULL marker is NULL, anything else a value.
 fn finish_field(field: &mut Vec<u8>, quoted: bool, null: &[u8]) -> Option<Vec<u8>> {
     let value = std::mem::take(field);
-    if !quoted && value == null { None } else { Some(value) }
+    if !quoted && value == null {
+        None
+    } else {
+        Some(value)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn write(dialect: &CsvDialect, rows: &[Vec<(Option<&[u8]>, bool)>]) -> Vec<u8> {
+    /// A cell to write, and whether it is quoted.
+    type Cell<'a> = (Option<&'a [u8]>, bool);
+
+    fn write(dialect: &CsvDialect, rows: &[Vec<Cell<'_>>]) -> Vec<u8> {
         let mut out = Vec::new();
         for row in rows {
             for (i, (v, q)) in row.iter().enumerate() {
@@ -218,15 +237,28 @@ mod tests {
     fn round_trips_hostile_values() {
         let d = CsvDialect::default();
         let rows = vec![
-            vec![(Some(&b"1"[..]), false), (Some(&b"a,\"b\"\nc"[..]), true), (None, true)],
-            vec![(Some(&b"-2.50"[..]), false), (Some(&b"\\N"[..]), true), (Some(&b""[..]), true)],
-            vec![(None, false), (Some(&[0u8, 255, b'\r', b'\n'][..]), true), (Some(&b"x"[..]), true)],
+            vec![
+                (Some(&b"1"[..]), false),
+                (Some(&b"a,\"b\"\nc"[..]), true),
+                (None, true),
+            ],
+            vec![
+                (Some(&b"-2.50"[..]), false),
+                (Some(&b"\\N"[..]), true),
+                (Some(&b""[..]), true),
+            ],
+            vec![
+                (None, false),
+                (Some(&[0u8, 255, b'\r', b'\n'][..]), true),
+                (Some(&b"x"[..]), true),
+            ],
         ];
         let bytes = write(&d, &rows);
         let mut r = CsvRecordReader::new(&bytes[..], d, "t.csv");
         for row in &rows {
             let got = r.next_record().unwrap().unwrap();
-            let want: Vec<Option<Vec<u8>>> = row.iter().map(|(v, _)| v.map(|v| v.to_vec())).collect();
+            let want: Vec<Option<Vec<u8>>> =
+                row.iter().map(|(v, _)| v.map(|v| v.to_vec())).collect();
             assert_eq!(got, want);
         }
         assert_eq!(r.next_record().unwrap(), None);
@@ -246,9 +278,15 @@ mod tests {
 
     #[test]
     fn rejects_ambiguous_dialects() {
-        let bad = CsvDialect { delimiter: b'"', ..CsvDialect::default() };
+        let bad = CsvDialect {
+            delimiter: b'"',
+            ..CsvDialect::default()
+        };
         assert!(bad.validate().is_err());
-        let bad = CsvDialect { null: "a,b".into(), ..CsvDialect::default() };
+        let bad = CsvDialect {
+            null: "a,b".into(),
+            ..CsvDialect::default()
+        };
         assert!(bad.validate().is_err());
         assert!(CsvDialect::default().validate().is_ok());
     }

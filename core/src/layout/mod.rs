@@ -17,7 +17,10 @@ mod fingerprint;
 mod metadata;
 mod names;
 
-pub use csv_dialect::{CsvDialect, CsvRecordReader};
+pub use csv_dialect::{CsvDialect, CsvRecord, CsvRecordReader};
 pub use fingerprint::RowFingerprint;
 pub use metadata::{ChunkMeta, DumpMetadata, SnapshotMeta, SourceMeta, TableMeta, utc_timestamp};
-pub use names::{Compression, DataFormat, METADATA_FILE, chunk_file, database_schema_file, table_schema_file, view_schema_file};
+pub use names::{
+    Compression, DataFormat, METADATA_FILE, chunk_file, database_schema_file, table_schema_file,
+    view_schema_file,
+};

@@ -34,7 +34,11 @@ impl FromStr for DataFormat {
             "sql" => Ok(DataFormat::Sql),
             "csv" => Ok(DataFormat::Csv),
             "parquet" => Ok(DataFormat::Parquet),
-            _ => Err(CoreError::invalid("format", s, "expected sql, csv or parquet")),
+            _ => Err(CoreError::invalid(
+                "format",
+                s,
+                "expected sql, csv or parquet",
+            )),
         }
     }
 }
@@ -72,7 +76,11 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             "gzip" | "gz" => Ok(Compression::Gzip),
             "zstd" | "zst" => Ok(Compression::Zstd),
-            _ => Err(CoreError::invalid("compression", s, "expected none, gzip or zstd")),
+            _ => Err(CoreError::invalid(
+                "compression",
+                s,
+                "expected none, gzip or zstd",
+            )),
         }
     }
 }
@@ -117,7 +125,13 @@ pub fn view_schema_file(db: &str, view: &str) -> String {
     format!("{}.{}-schema-view.sql", segment(db), segment(view))
 }
 
-pub fn chunk_file(db: &str, table: &str, chunk: u32, format: DataFormat, compression: Compression) -> String {
+pub fn chunk_file(
+    db: &str,
+    table: &str,
+    chunk: u32,
+    format: DataFormat,
+    compression: Compression,
+) -> String {
     format!(
         "{}.{}.{chunk:09}.{}{}",
         segment(db),
@@ -134,7 +148,10 @@ mod tests {
     #[test]
     fn dumpling_names() {
         assert_eq!(database_schema_file("shop"), "shop-schema-create.sql");
-        assert_eq!(table_schema_file("shop", "orders"), "shop.orders-schema.sql");
+        assert_eq!(
+            table_schema_file("shop", "orders"),
+            "shop.orders-schema.sql"
+        );
         assert_eq!(
             chunk_file("shop", "orders", 7, DataFormat::Csv, Compression::Zstd),
             "shop.orders.000000007.csv.zst"

@@ -1,0 +1,151 @@
+//! What the dumper needs to know about each selected table, read from `information_schema`.
+
+use std::collections::BTreeMap;
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sluice_core::{ColumnKind, Endpoint, TableFilter, TableName, quote_ident};
+
+use crate::DumpError;
+
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// `information_schema.COLUMNS.DATA_TYPE`, lower case.
+    pub data_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: TableName,
+    /// Dumped columns in table order; generated and system-versioning columns are left out
+    /// because they cannot be inserted.
+    pub columns: Vec<ColumnInfo>,
+    /// Positions in `columns` of the primary key, in key order; empty without a key.
+    pub primary_key: Vec<usize>,
+    /// The server's row estimate (`TABLE_ROWS`); only a hint for planning.
+    pub estimated_rows: u64,
+}
+
+impl TableInfo {
+    /// `SELECT` list: FLOAT/DOUBLE read as DOUBLE text so that no bits are lost.
+    pub fn select_list(&self) -> String {
+        let mut out = String::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if c.kind == ColumnKind::Float && c.data_type == "float" {
+                out.push_str(&format!("({} + 0e0)", quote_ident(&c.name)));
+            } else {
+                out.push_str(&quote_ident(&c.name));
+            }
+        }
+        out
+    }
+
+    /// `(`a`, `b`)` for INSERT statements and CSV headers.
+    pub fn column_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn key_columns(&self) -> Vec<&ColumnInfo> {
+        self.primary_key.iter().map(|&i| &self.columns[i]).collect()
+    }
+}
+
+/// The views selected by the filter (schemas only).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub tables: Vec<TableInfo>,
+    pub views: Vec<TableName>,
+}
+
+/// Lists the base tables and views the filter selects, with columns and primary keys.
+pub async fn select_tables(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    filter: &TableFilter,
+) -> Result<Selection, DumpError> {
+    let q = |e| DumpError::from(endpoint.error("list tables in information_schema", e));
+    let rows: Vec<(String, String, String, Option<u64>)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(q)?;
+    let mut tables: BTreeMap<TableName, TableInfo> = BTreeMap::new();
+    let mut views = Vec::new();
+    for (db, name, kind, est) in rows {
+        if !filter.matches(&db, &name) {
+            continue;
+        }
+        let table = TableName::new(db, name);
+        match kind.as_str() {
+            "BASE TABLE" | "SYSTEM VERSIONED" => {
+                tables.insert(
+                    table.clone(),
+                    TableInfo {
+                        name: table,
+                        columns: Vec::new(),
+                        primary_key: Vec::new(),
+                        estimated_rows: est.unwrap_or(0),
+                    },
+                );
+            }
+            "VIEW" => views.push(table),
+            other => {
+                tracing::warn!(table = %table.plain(), kind = other, "skipped: not a base table or view")
+            }
+        }
+    }
+    if tables.is_empty() && views.is_empty() {
+        return Ok(Selection {
+            tables: Vec::new(),
+            views,
+        });
+    }
+
+    let columns: Vec<(String, String, String, String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), UPPER(EXTRA) \
+             FROM information_schema.COLUMNS ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+        )
+        .await
+        .map_err(q)?;
+    for (db, name, column, data_type, extra) in columns {
+        let Some(info) = tables.get_mut(&TableName::new(db, name)) else {
+            continue;
+        };
+        if extra.contains("GENERATED") || extra.contains("ROW START") || extra.contains("ROW END") {
+            continue;
+        }
+        info.columns.push(ColumnInfo {
+            name: column,
+            kind: ColumnKind::from_data_type(&data_type),
+            data_type,
+        });
+    }
+
+    let keys: Vec<(String, String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE CONSTRAINT_NAME = 'PRIMARY' ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+        )
+        .await
+        .map_err(q)?;
+    for (db, name, column) in keys {
+        let Some(info) = tables.get_mut(&TableName::new(db, name)) else {
+            continue;
+        };
+        if let Some(pos) = info.columns.iter().position(|c| c.name == column) {
+            info.primary_key.push(pos);
+        }
+    }
+    Ok(Selection {
+        tables: tables.into_values().collect(),
+        views,
+    })
+}

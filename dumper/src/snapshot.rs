@@ -1,0 +1,377 @@
+//! The consistent snapshot: N worker connections that all see the database at one moment, and
+//! the binlog position and GTID set of exactly that moment.
+//!
+//! Why this is correct, per mode:
+//! * `flush`: a coordinator blocks commits (MariaDB `BACKUP STAGE BLOCK_COMMIT`, else
+//!   `FLUSH TABLES WITH READ LOCK`). While nothing can commit, every worker runs
+//!   `START TRANSACTION WITH CONSISTENT SNAPSHOT`, so all snapshots contain the same commits,
+//!   and the binlog position read then is the end of exactly those commits. The lock is
+//!   released right after: writers stall for milliseconds, not for the dump.
+//! * `lock`: the same with `LOCK TABLES … READ` on the dumped tables (for accounts without
+//!   RELOAD); commits to other tables may still run, which cannot change dumped rows.
+//! * `snapshot`: no lock. MariaDB reports, per connection, the binlog position its snapshot
+//!   corresponds to (`Binlog_snapshot_file`/`_position`). Workers open snapshots together and
+//!   the dump only proceeds when all report the same position; otherwise they retry.
+//! * `none`: no transaction; the position is read before the first row and is not exact.
+//!
+//! In every locked mode the position is also read per worker on MariaDB and must agree, which
+//! checks the lock actually held. The GTID set is `BINLOG_GTID_POS(file, offset)`: measured on
+//! MariaDB 10.11, `@@gtid_binlog_pos` read inside a snapshot can already be ahead of it.
+
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sluice_core::layout::SnapshotMeta;
+use sluice_core::{Endpoint, Flavor, ServerInfo, TableName};
+
+use crate::DumpError;
+use crate::config::Consistency;
+
+/// How many times `snapshot` mode re-opens the snapshots before giving up.
+const SNAPSHOT_TRIES: usize = 20;
+
+/// The workers in their snapshot, and where that snapshot stands in the binlog.
+pub struct Snapshot {
+    pub workers: Vec<Conn>,
+    pub position: Option<SnapshotMeta>,
+    /// What was actually done, for metadata.json (`flush (BACKUP STAGE)`, `lock`, …).
+    pub method: String,
+}
+
+pub async fn open(
+    endpoint: &Endpoint,
+    info: &ServerInfo,
+    mode: Consistency,
+    threads: usize,
+    tables: &[TableName],
+    lock_wait: Duration,
+) -> Result<Snapshot, DumpError> {
+    let mut coordinator = endpoint.connect().await?;
+    let binlog_on: u8 = coordinator
+        .query_first("SELECT @@log_bin")
+        .await
+        .map_err(|e| endpoint.error("read @@log_bin", e))?
+        .unwrap_or(0);
+    let binlog_on = binlog_on == 1;
+    if !binlog_on {
+        tracing::warn!(source = %endpoint, "the source has no binlog: this dump has no position to stream from");
+    }
+    let mut workers = try_join_all((0..threads.max(1)).map(|_| endpoint.connect())).await?;
+    for w in &mut workers {
+        w.query_drop("SET SESSION net_write_timeout = 3600, net_read_timeout = 3600")
+            .await
+            .map_err(|e| endpoint.error("set worker session timeouts", e))?;
+    }
+
+    match mode {
+        Consistency::None => {
+            let position = if binlog_on {
+                Some(server_position(&mut coordinator, endpoint, info).await?)
+            } else {
+                None
+            };
+            Ok(Snapshot {
+                workers,
+                position,
+                method: "none".into(),
+            })
+        }
+        Consistency::Snapshot => snapshot_without_lock(workers, endpoint, info, binlog_on).await,
+        Consistency::Auto | Consistency::Flush | Consistency::Lock => {
+            let method = lock(&mut coordinator, endpoint, info, mode, tables, lock_wait).await?;
+            // From here on nothing commits (to the dumped tables): open every snapshot.
+            let opened = begin_all(&mut workers, endpoint).await;
+            let position = match opened {
+                Ok(()) if binlog_on => {
+                    locked_position(&mut coordinator, &mut workers, endpoint, info).await
+                }
+                Ok(()) => Ok(None),
+                Err(e) => Err(e),
+            };
+            unlock(&mut coordinator, endpoint, &method).await?;
+            let position = position?;
+            tracing::info!(method = %method, position = ?position, "consistent snapshot open");
+            Ok(Snapshot {
+                workers,
+                position,
+                method,
+            })
+        }
+    }
+}
+
+/// Takes the lock for `flush`/`lock`/`auto`; returns the method used.
+async fn lock(
+    coordinator: &mut Conn,
+    endpoint: &Endpoint,
+    info: &ServerInfo,
+    mode: Consistency,
+    tables: &[TableName],
+    lock_wait: Duration,
+) -> Result<String, DumpError> {
+    let wait = lock_wait.as_secs().max(1);
+    coordinator
+        .query_drop(format!("SET SESSION lock_wait_timeout = {wait}"))
+        .await
+        .map_err(|e| endpoint.error("set lock_wait_timeout", e))?;
+    if mode != Consistency::Lock {
+        let (method, statements): (&str, &[&str]) =
+            if info.flavor == Flavor::MariaDb && info.version >= (10, 4, 1) {
+                (
+                    "flush (BACKUP STAGE BLOCK_COMMIT)",
+                    &["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"],
+                )
+            } else {
+                (
+                    "flush (FLUSH TABLES WITH READ LOCK)",
+                    &["FLUSH TABLES WITH READ LOCK"],
+                )
+            };
+        match run_with_deadline(coordinator, endpoint, statements, lock_wait).await {
+            Ok(()) => return Ok(method.to_owned()),
+            Err(LockError::Denied(e))
+                if mode == Consistency::Auto || mode == Consistency::Flush =>
+            {
+                tracing::warn!(error = %e, "the global lock is denied; falling back to LOCK TABLES … READ");
+            }
+            Err(LockError::Denied(e)) => return Err(e),
+            Err(LockError::Other(e)) => return Err(e),
+        }
+    }
+    if tables.is_empty() {
+        return Ok("lock (no tables)".to_owned());
+    }
+    let list: Vec<String> = tables.iter().map(|t| format!("{t} READ")).collect();
+    let statement = format!("LOCK TABLES {}", list.join(", "));
+    match run_with_deadline(coordinator, endpoint, &[&statement], lock_wait).await {
+        Ok(()) => Ok("lock (LOCK TABLES … READ)".to_owned()),
+        Err(LockError::Denied(e)) | Err(LockError::Other(e)) => Err(e),
+    }
+}
+
+enum LockError {
+    Denied(DumpError),
+    Other(DumpError),
+}
+
+/// Runs lock statements with a deadline; a statement still waiting then is killed from another
+/// connection so that it does not take the lock later behind our back.
+async fn run_with_deadline(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    statements: &[&str],
+    deadline: Duration,
+) -> Result<(), LockError> {
+    let id = conn.id();
+    let started = Instant::now();
+    for &sql in statements {
+        let left = deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, conn.query_drop(sql)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let denied = matches!(&e, mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1142 | 1227));
+                let err = DumpError::from(endpoint.error(sql, e));
+                return Err(if denied {
+                    LockError::Denied(err)
+                } else {
+                    LockError::Other(err)
+                });
+            }
+            Err(_) => {
+                if let Ok(mut killer) = endpoint.connect().await {
+                    let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
+                }
+                return Err(LockError::Other(DumpError::Snapshot {
+                    endpoint: endpoint.address(),
+                    reason: format!(
+                        "`{sql}` did not get its lock within {} s (long statements running? see SHOW PROCESSLIST); \
+                         retry, raise the wait, or use --consistency snapshot",
+                        deadline.as_secs()
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn unlock(
+    coordinator: &mut Conn,
+    endpoint: &Endpoint,
+    method: &str,
+) -> Result<(), DumpError> {
+    let sql = if method.contains("BACKUP STAGE") {
+        "BACKUP STAGE END"
+    } else {
+        "UNLOCK TABLES"
+    };
+    coordinator
+        .query_drop(sql)
+        .await
+        .map_err(|e| endpoint.error(sql, e).into())
+}
+
+async fn begin_all(workers: &mut [Conn], endpoint: &Endpoint) -> Result<(), DumpError> {
+    try_join_all(workers.iter_mut().map(|w| async move {
+        w.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await?;
+        w.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+    }))
+    .await
+    .map_err(|e| endpoint.error("START TRANSACTION WITH CONSISTENT SNAPSHOT", e))?;
+    Ok(())
+}
+
+/// While locked: MariaDB workers report their snapshot's position, which must agree; MySQL
+/// reads the server position, which cannot move under the lock.
+async fn locked_position(
+    coordinator: &mut Conn,
+    workers: &mut [Conn],
+    endpoint: &Endpoint,
+    info: &ServerInfo,
+) -> Result<Option<SnapshotMeta>, DumpError> {
+    if info.flavor == Flavor::MariaDb {
+        let positions = worker_positions(workers, endpoint).await?;
+        let first = &positions[0];
+        if positions.iter().any(|p| p != first) {
+            return Err(DumpError::Snapshot {
+                endpoint: endpoint.address(),
+                reason: format!("workers saw different positions under the lock: {positions:?}"),
+            });
+        }
+        let gtid = mariadb_gtid_at(coordinator, endpoint, &first.0, first.1).await?;
+        return Ok(Some(SnapshotMeta {
+            binlog_file: first.0.clone(),
+            binlog_offset: first.1,
+            gtid_set: gtid,
+        }));
+    }
+    Ok(Some(server_position(coordinator, endpoint, info).await?))
+}
+
+async fn snapshot_without_lock(
+    mut workers: Vec<Conn>,
+    endpoint: &Endpoint,
+    info: &ServerInfo,
+    binlog_on: bool,
+) -> Result<Snapshot, DumpError> {
+    if info.flavor != Flavor::MariaDb {
+        return Err(DumpError::Unsupported(format!(
+            "--consistency snapshot needs per-connection snapshot positions, which {info} does not report; \
+             use --consistency flush or lock"
+        )));
+    }
+    let mut last = Vec::new();
+    for attempt in 1..=SNAPSHOT_TRIES {
+        begin_all(&mut workers, endpoint).await?;
+        let positions = worker_positions(&mut workers, endpoint).await?;
+        if positions.iter().all(|p| p == &positions[0]) {
+            let (file, offset) = positions[0].clone();
+            let position = if binlog_on {
+                let gtid = mariadb_gtid_at(&mut workers[0], endpoint, &file, offset).await?;
+                Some(SnapshotMeta {
+                    binlog_file: file,
+                    binlog_offset: offset,
+                    gtid_set: gtid,
+                })
+            } else {
+                None
+            };
+            tracing::info!(attempt, position = ?position, "consistent snapshot open without a lock");
+            return Ok(Snapshot {
+                workers,
+                position,
+                method: "snapshot".into(),
+            });
+        }
+        for w in &mut workers {
+            w.query_drop("ROLLBACK")
+                .await
+                .map_err(|e| endpoint.error("ROLLBACK", e))?;
+        }
+        last = positions;
+    }
+    Err(DumpError::Snapshot {
+        endpoint: endpoint.address(),
+        reason: format!(
+            "{} workers did not agree on one position in {SNAPSHOT_TRIES} tries (last: {last:?}); \
+             the source commits too often for lock-free snapshots: use --consistency flush",
+            workers.len()
+        ),
+    })
+}
+
+async fn worker_positions(
+    workers: &mut [Conn],
+    endpoint: &Endpoint,
+) -> Result<Vec<(String, u64)>, DumpError> {
+    let positions = try_join_all(workers.iter_mut().map(|w| async move {
+        let rows: Vec<(String, String)> = w.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+        let get = |name: &str| {
+            rows.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Ok::<_, mysql_async::Error>((
+            get("Binlog_snapshot_file"),
+            get("Binlog_snapshot_position").parse().unwrap_or(0),
+        ))
+    }))
+    .await
+    .map_err(|e| endpoint.error("SHOW STATUS LIKE 'binlog_snapshot_%'", e))?;
+    Ok(positions)
+}
+
+async fn mariadb_gtid_at(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    file: &str,
+    offset: u64,
+) -> Result<String, DumpError> {
+    let gtid: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
+        .await
+        .map_err(|e| endpoint.error("SELECT BINLOG_GTID_POS", e))?;
+    Ok(gtid.flatten().unwrap_or_default())
+}
+
+/// The server's current position (`SHOW MASTER STATUS`) and executed GTIDs.
+async fn server_position(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    info: &ServerInfo,
+) -> Result<SnapshotMeta, DumpError> {
+    let statement = if info.flavor == Flavor::MySql && info.version >= (8, 2, 0) {
+        "SHOW BINARY LOG STATUS"
+    } else {
+        "SHOW MASTER STATUS"
+    };
+    let row: Option<mysql_async::Row> = conn
+        .query_first(statement)
+        .await
+        .map_err(|e| endpoint.error(statement, e))?;
+    let row = row.ok_or_else(|| DumpError::Snapshot {
+        endpoint: endpoint.address(),
+        reason: format!("{statement} returned nothing: is log_bin on?"),
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let offset: u64 = row.get(1).unwrap_or(0);
+    let gtid = if info.flavor == Flavor::MariaDb {
+        mariadb_gtid_at(conn, endpoint, &file, offset).await?
+    } else {
+        let g: Option<String> = conn
+            .query_first("SELECT @@GLOBAL.gtid_executed")
+            .await
+            .map_err(|e| endpoint.error("read gtid_executed", e))?;
+        g.unwrap_or_default().replace('\n', "")
+    };
+    Ok(SnapshotMeta {
+        binlog_file: file,
+        binlog_offset: offset,
+        gtid_set: gtid,
+    })
+}

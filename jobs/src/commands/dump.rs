@@ -1,0 +1,162 @@
+//! `sluice dump`: the dumper's command line.
+
+use std::path::PathBuf;
+
+use sluice_core::layout::{Compression, CsvDialect, DataFormat};
+use sluice_core::{Endpoint, Secret, TableFilter};
+use sluice_dumper::{Consistency, DumpConfig, DumpError, Dumper};
+
+use crate::ExitCode;
+use crate::commands::until_interrupted;
+use crate::password::resolve_password;
+
+/// Dump databases and tables consistently to local disk or S3 (SQL or CSV).
+#[derive(Debug, clap::Args)]
+pub struct DumpArgs {
+    /// Source server: mysql://user[:password]@host:port
+    #[arg(long, value_name = "URL")]
+    source: String,
+    /// Read the source password from this file (first line) instead of the URL.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Output: a path, file:///dir, or s3://bucket/prefix (S3 settings from AWS_* variables).
+    #[arg(long, value_name = "URL")]
+    output: String,
+    /// Worker connections (default: number of cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Tables to dump: db.*, db.tbl, !db.tbl to exclude; * and ? glob. Repeatable.
+    #[arg(long = "filter", value_name = "PATTERN")]
+    filters: Vec<String>,
+    /// sql or csv (parquet is not built yet).
+    #[arg(long, default_value = "sql")]
+    format: DataFormat,
+    /// none, gzip or zstd.
+    #[arg(long = "compress", default_value = "none")]
+    compression: Compression,
+    /// Target rows per chunk file.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    chunk_rows: u64,
+    /// auto, flush, lock, snapshot or none (see the README).
+    #[arg(long, default_value = "auto")]
+    consistency: Consistency,
+    /// Longest wait for the snapshot lock, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    lock_wait: u64,
+    /// CSV field delimiter (one byte).
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    csv_delimiter: String,
+    /// CSV marker for NULL, written unquoted.
+    #[arg(long, default_value = "\\N", value_name = "TEXT")]
+    csv_null: String,
+    /// Write a header line with the column names in CSV files.
+    #[arg(long)]
+    csv_header: bool,
+    /// Replace the dump files in a non-empty output.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print one JSON summary line at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+impl DumpArgs {
+    fn into_config(self) -> Result<(DumpConfig, bool), String> {
+        let mut source: Endpoint = self.source.parse().map_err(|e| format!("--source: {e}"))?;
+        if let Some(password) =
+            resolve_password(self.password_file.as_deref(), "SLUICE_SOURCE_PASSWORD")?
+        {
+            source = source.with_password(Secret::new(password));
+        }
+        let delimiter = match self.csv_delimiter.as_bytes() {
+            [b] => *b,
+            b"\\t" => b'\t',
+            _ => {
+                return Err(format!(
+                    "--csv-delimiter `{}`: must be one byte",
+                    self.csv_delimiter
+                ));
+            }
+        };
+        let filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        let mut config = DumpConfig::new(source, self.output);
+        if let Some(t) = self.threads {
+            config.threads = t;
+        }
+        config.filter = filter;
+        config.format = self.format;
+        config.compression = self.compression;
+        config.chunk_rows = self.chunk_rows;
+        config.consistency = self.consistency;
+        config.lock_wait_secs = self.lock_wait;
+        config.csv = CsvDialect {
+            delimiter,
+            null: self.csv_null,
+            header: self.csv_header,
+            ..CsvDialect::default()
+        };
+        config.overwrite = self.overwrite;
+        Ok((config, self.json))
+    }
+}
+
+pub async fn run(args: DumpArgs) -> ExitCode {
+    let (config, json) = match args.into_config() {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("sluice dump: {message}");
+            return ExitCode::UsageOrInput;
+        }
+    };
+    let output = config.output.clone();
+    let work = async {
+        let dumper = Dumper::build(config).await?;
+        dumper.run().await
+    };
+    let result = tokio::select! {
+        r = work => r,
+        signal = until_interrupted() => {
+            eprintln!("sluice dump: interrupted by {signal}; {output} is incomplete (no metadata.json was written)");
+            return ExitCode::Transient;
+        }
+    };
+    match result {
+        Ok(summary) => {
+            if json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                let position = match (&summary.binlog_file, summary.binlog_offset) {
+                    (Some(f), Some(o)) => format!(
+                        "{f}:{o} (GTID {})",
+                        summary.gtid_set.as_deref().unwrap_or("")
+                    ),
+                    _ => "none".to_owned(),
+                };
+                eprintln!(
+                    "sluice dump: {} tables, {} rows, {} chunks, {} bytes in {:.2} s to {}; snapshot {} at {}",
+                    summary.tables,
+                    summary.rows,
+                    summary.chunks,
+                    summary.bytes,
+                    summary.seconds,
+                    summary.output,
+                    summary.consistency,
+                    position
+                );
+            }
+            ExitCode::Success
+        }
+        Err(e) => {
+            eprintln!("sluice dump: {e}");
+            if is_transient(&e) {
+                ExitCode::Transient
+            } else {
+                ExitCode::UsageOrInput
+            }
+        }
+    }
+}
+
+fn is_transient(e: &DumpError) -> bool {
+    e.is_transient()
+}
