@@ -67,8 +67,16 @@ pub async fn open(
 
     match mode {
         Consistency::None => {
+            // Without consistency the position is informational: an account that may not read
+            // it (no BINLOG MONITOR / REPLICATION CLIENT) still gets its dump.
             let position = if binlog_on {
-                Some(server_position(&mut coordinator, endpoint, info).await?)
+                match server_position(&mut coordinator, endpoint, info).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no binlog position recorded");
+                        None
+                    }
+                }
             } else {
                 None
             };
