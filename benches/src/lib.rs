@@ -2,3 +2,125 @@
 //! instead (mydumper/myloader, mariadb-dump, native replication, pt-table-checksum), on the same
 //! throwaway servers in one run, with release builds. Figures go into the issue notes, never
 //! into timed test assertions.
+//!
+//! [`measure`] runs one command and reports its wall time, CPU time and peak RSS, read from
+//! `/proc` while it runs (the peak is sampled every few milliseconds, so a spike in the last
+//! milliseconds of a run may be missed).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What one run of a command cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub seconds: f64,
+    /// User + system CPU seconds of the process itself.
+    pub cpu_seconds: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Runs `cmd` to completion and measures it. Panics if it fails: a benchmark of a failed run
+/// means nothing.
+pub fn measure(mut cmd: Command) -> Measured {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    let mut cpu_ticks = 0u64;
+    loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        match proc_stat(pid) {
+            Some((state, ticks)) => {
+                cpu_ticks = ticks;
+                if state == 'Z' {
+                    break;
+                }
+            }
+            None => break,
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"));
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Measured {
+        seconds,
+        cpu_seconds: cpu_ticks as f64 / ticks_per_second(),
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// (state, utime + stime in clock ticks) of a process.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // After the state, utime and stime are fields 12 and 13 (0-based) of `rest`.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((state, utime + stime))
+}
+
+/// CPU seconds a running process (a server) has used so far.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    proc_stat(pid)
+        .map(|(_, t)| t as f64 / ticks_per_second())
+        .unwrap_or(0.0)
+}
+
+fn ticks_per_second() -> f64 {
+    // USER_HZ is 100 on every Linux build this project runs on.
+    100.0
+}
+
+/// A release binary next to the running benchmark (`target/release/NAME`).
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let path = exe.parent().expect("exe folder").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p sluice-jobs`",
+        path.display()
+    );
+    path
+}
+
+/// Total size of the files in a folder.
+pub fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Median, min and max of a non-empty list.
+pub fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}

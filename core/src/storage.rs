@@ -11,8 +11,11 @@
 //! [`StorageWriter::finish`]: a writer dropped on an error leaves nothing behind that a reader
 //! could take for complete.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -79,6 +82,8 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    /// The folder, for local storage: writers go straight to files there (see [`StorageWriter`]).
+    local_root: Option<PathBuf>,
 }
 
 impl Storage {
@@ -126,6 +131,7 @@ impl Storage {
                 store: Arc::new(store),
                 prefix: Path::from(prefix.trim_matches('/')),
                 url: url.to_owned(),
+                local_root: None,
             });
         }
         let local = match url.strip_prefix("file://") {
@@ -156,6 +162,7 @@ impl Storage {
             store: Arc::new(store),
             prefix: Path::default(),
             url: url.to_owned(),
+            local_root: Some(PathBuf::from(local)),
         })
     }
 
@@ -182,6 +189,18 @@ impl Storage {
 
     /// Writes a whole object at once (small files: schemas, metadata).
     pub async fn put(&self, name: &str, data: impl Into<Bytes>) -> Result<(), CoreError> {
+        if self.local_root.is_some() {
+            // The same synced staging file and rename as streamed files.
+            let mut writer = self.writer(name);
+            let data: Bytes = data.into();
+            let written = writer.write_all(&data).await;
+            written.map_err(|source| CoreError::Io {
+                path: writer.location.clone(),
+                action: "write",
+                source,
+            })?;
+            return writer.finish().await.map(|_| ());
+        }
         self.store
             .put(&self.location(name), PutPayload::from_bytes(data.into()))
             .await
@@ -251,45 +270,111 @@ impl Storage {
 
     /// A streaming writer for one object; see [`StorageWriter`].
     pub fn writer(&self, name: &str) -> StorageWriter {
-        let inner =
-            BufWriter::with_capacity(self.store.clone(), self.location(name), WRITER_BUFFER_BYTES)
-                .with_max_concurrency(WRITER_CONCURRENCY);
+        let location = format!("{}/{}", self.url.trim_end_matches('/'), name);
+        let inner = match &self.local_root {
+            Some(root) => WriterInner::Local(LocalFile::new(root.join(name))),
+            None => WriterInner::Object(
+                BufWriter::with_capacity(
+                    self.store.clone(),
+                    self.location(name),
+                    WRITER_BUFFER_BYTES,
+                )
+                .with_max_concurrency(WRITER_CONCURRENCY),
+            ),
+        };
         StorageWriter {
             inner,
-            name: name.to_owned(),
-            url: self.url.clone(),
+            location,
             bytes: 0,
         }
     }
 }
 
 /// Streams one object to storage. Nothing is visible to readers until [`finish`](Self::finish)
-/// returns; large objects go up as a multipart upload with bounded memory.
+/// returns. On S3 large objects go up as a multipart upload with bounded memory. Locally the
+/// bytes go straight into a hidden staging file (`name#<digits>`, which listings skip, as
+/// object_store's own staging files), which `finish` syncs to disk and renames into place: one
+/// copy fewer than object_store's buffered path, which matters on a dump's hot path.
 pub struct StorageWriter {
-    inner: BufWriter,
-    name: String,
-    url: String,
+    inner: WriterInner,
+    location: String,
     bytes: u64,
+}
+
+enum WriterInner {
+    Object(BufWriter),
+    Local(LocalFile),
+}
+
+/// A local staging file, opened on the first write.
+struct LocalFile {
+    target: PathBuf,
+    staging: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl LocalFile {
+    fn new(target: PathBuf) -> LocalFile {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut staging = target.clone().into_os_string();
+        staging.push(format!("#{}{n:06}", std::process::id()));
+        LocalFile {
+            target,
+            staging: PathBuf::from(staging),
+            file: None,
+        }
+    }
+
+    fn file(&mut self) -> std::io::Result<&mut std::fs::File> {
+        if self.file.is_none() {
+            if let Some(dir) = self.staging.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            self.file = Some(std::fs::File::create(&self.staging)?);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("staging file not open"))
+    }
+
+    /// Syncs the data, then renames: after a crash the name holds the whole file or nothing.
+    fn commit(&mut self) -> std::io::Result<()> {
+        self.file()?.sync_data()?;
+        self.file = None;
+        std::fs::rename(&self.staging, &self.target)
+    }
+
+    fn discard(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.staging);
+    }
 }
 
 impl StorageWriter {
     /// Commits the object and returns its size in bytes.
     pub async fn finish(mut self) -> Result<u64, CoreError> {
-        self.inner
-            .shutdown()
-            .await
-            .map_err(|source| CoreError::Io {
-                path: format!("{}/{}", self.url.trim_end_matches('/'), self.name),
-                action: "finish the upload",
-                source,
-            })?;
+        let result = match &mut self.inner {
+            WriterInner::Object(w) => w.shutdown().await,
+            WriterInner::Local(f) => f.commit(),
+        };
+        result.map_err(|source| CoreError::Io {
+            path: self.location.clone(),
+            action: "finish the upload",
+            source,
+        })?;
         Ok(self.bytes)
     }
 
     /// Gives up on the object: any multipart upload is aborted and nothing becomes visible.
     pub async fn abort(mut self) {
-        if let Err(e) = self.inner.abort().await {
-            tracing::warn!(object = %self.name, error = %e, "abort of a partial upload failed");
+        match &mut self.inner {
+            WriterInner::Object(w) => {
+                if let Err(e) = w.abort().await {
+                    tracing::warn!(object = %self.location, error = %e, "abort of a partial upload failed");
+                }
+            }
+            WriterInner::Local(f) => f.discard(),
         }
     }
 
@@ -299,13 +384,30 @@ impl StorageWriter {
     }
 }
 
+impl Drop for LocalFile {
+    fn drop(&mut self) {
+        // Dropped without commit (an error or an interrupt): leave no staging file behind.
+        if self.file.is_some() {
+            self.discard();
+        }
+    }
+}
+
 impl AsyncWrite for StorageWriter {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let poll = match &mut self.inner {
+            WriterInner::Object(w) => Pin::new(w).poll_write(cx, buf),
+            // A write into the page cache: short enough to do in place.
+            WriterInner::Local(f) => Poll::Ready(
+                f.file()
+                    .and_then(|file| file.write_all(buf))
+                    .map(|()| buf.len()),
+            ),
+        };
         if let Poll::Ready(Ok(n)) = &poll {
             self.bytes += *n as u64;
         }
@@ -313,11 +415,17 @@ impl AsyncWrite for StorageWriter {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match &mut self.inner {
+            WriterInner::Object(w) => Pin::new(w).poll_flush(cx),
+            WriterInner::Local(_) => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        match &mut self.inner {
+            WriterInner::Object(w) => Pin::new(w).poll_shutdown(cx),
+            WriterInner::Local(f) => Poll::Ready(f.commit()),
+        }
     }
 }
 
@@ -331,6 +439,12 @@ mod tests {
         let root = dir.path().join("dump");
         let storage = Storage::open(root.to_str().unwrap()).unwrap();
         storage.put("b.sql", "b").await.unwrap();
+        let mut odd = storage.writer("we%2Fird name.sql");
+        odd.write_all(b"x").await.unwrap();
+        odd.finish().await.unwrap();
+        let mut dropped = storage.writer("never.sql");
+        dropped.write_all(b"half").await.unwrap();
+        drop(dropped);
         let mut w = storage.writer("a/x.csv");
         w.write_all(b"1,2\n").await.unwrap();
         assert_eq!(
@@ -346,7 +460,9 @@ mod tests {
             .into_iter()
             .map(|o| o.name)
             .collect();
-        assert_eq!(names, ["a/x.csv", "b.sql"]);
+        assert_eq!(names, ["a/x.csv", "b.sql", "we%2Fird name.sql"]);
+        let on_disk = std::fs::read_dir(&root).unwrap().count();
+        assert_eq!(on_disk, 3, "a dropped writer left its staging file");
         assert_eq!(storage.get("a/x.csv").await.unwrap().as_ref(), b"1,2\n");
         storage.delete("b.sql").await.unwrap();
         storage.delete("b.sql").await.unwrap();

@@ -62,32 +62,36 @@ impl ChunkSink {
     }
 
     /// Compresses `data` and sends whatever compressed output is ready to storage. `data` is
-    /// cleared for reuse.
+    /// cleared, keeping its capacity, so that the caller's buffer is reused for the next rows.
     pub async fn write(&mut self, data: &mut Vec<u8>) -> Result<(), CoreError> {
-        let ready = match &mut self.encoder {
-            Encoder::Plain(_) => std::mem::take(data),
+        let compress_err = |source| CoreError::Io {
+            path: self.name.clone(),
+            action: "compress",
+            source,
+        };
+        let ready: &mut Vec<u8> = match &mut self.encoder {
+            Encoder::Plain(_) => data,
             Encoder::Gzip(e) => {
-                e.write_all(data).map_err(|s| CoreError::Io {
-                    path: self.name.clone(),
-                    action: "compress",
-                    source: s,
-                })?;
+                e.write_all(data).map_err(compress_err)?;
                 data.clear();
-                std::mem::take(e.get_mut())
+                e.get_mut()
             }
             Encoder::Zstd(e) => {
-                e.write_all(data).map_err(|s| CoreError::Io {
-                    path: self.name.clone(),
-                    action: "compress",
-                    source: s,
-                })?;
+                e.write_all(data).map_err(compress_err)?;
                 data.clear();
-                std::mem::take(e.get_mut())
+                e.get_mut()
             }
         };
         if !ready.is_empty() {
-            let result = self.writer.write_all(&ready).await;
-            result.map_err(|e| self.io_error("write", e))?;
+            let result = self.writer.write_all(ready).await;
+            ready.clear();
+            if let Err(e) = result {
+                return Err(CoreError::Io {
+                    path: format!("{}/{}", self.url.trim_end_matches('/'), self.name),
+                    action: "write",
+                    source: e,
+                });
+            }
         }
         Ok(())
     }

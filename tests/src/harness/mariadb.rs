@@ -54,11 +54,17 @@ impl MariaDb {
     /// the tail of its error log if it does not. Most tests use [`source`] and [`target`];
     /// a test that must stop or restart a server starts its own.
     pub fn start(role: Role) -> MariaDb {
+        MariaDb::start_with(role, "")
+    }
+
+    /// Starts a server with extra option lines appended to its option file (later lines win),
+    /// e.g. `innodb_buffer_pool_size=1G` for benchmarks.
+    pub fn start_with(role: Role, extra_options: &str) -> MariaDb {
         let install_db = find_program("mariadb-install-db", SERVER_DIRS);
         let mariadbd = find_program("mariadbd", SERVER_DIRS);
         let mut last_error = String::new();
         for _attempt in 0..3 {
-            match try_start(role, &install_db, &mariadbd) {
+            match try_start(role, &install_db, &mariadbd, extra_options) {
                 Ok(server) => return server,
                 // Another process may have taken the free port between our probe and the bind.
                 Err(e) => last_error = e,
@@ -90,7 +96,12 @@ impl MariaDb {
     }
 }
 
-fn try_start(role: Role, install_db: &Path, mariadbd: &Path) -> Result<MariaDb, String> {
+fn try_start(
+    role: Role,
+    install_db: &Path,
+    mariadbd: &Path,
+    extra_options: &str,
+) -> Result<MariaDb, String> {
     let port = free_port();
     let dir = tempfile::Builder::new()
         .prefix("sluice-mariadb-")
@@ -98,7 +109,7 @@ fn try_start(role: Role, install_db: &Path, mariadbd: &Path) -> Result<MariaDb, 
         .map_err(|e| format!("temporary folder: {e}"))?
         .keep();
     let cnf = dir.join("my.cnf");
-    std::fs::write(&cnf, config(role, port, &dir))
+    std::fs::write(&cnf, config(role, port, &dir) + extra_options + "\n")
         .map_err(|e| format!("{}: {e}", cnf.display()))?;
     let defaults = format!("--defaults-file={}", cnf.display());
 
