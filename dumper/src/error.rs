@@ -31,6 +31,16 @@ pub enum DumpError {
     Snapshot { endpoint: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// A value the chosen output format cannot hold without loss.
+    #[error(
+        "table {table}, column {column}: value `{value}`: {reason}; dump this table as sql or csv"
+    )]
+    Value {
+        table: String,
+        column: String,
+        value: String,
+        reason: String,
+    },
     #[error("a dump worker failed: {0}")]
     Worker(String),
 }

@@ -13,6 +13,7 @@
 mod config;
 mod encode;
 mod error;
+mod parquet;
 mod plan;
 mod privileges;
 mod run;

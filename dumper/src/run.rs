@@ -10,14 +10,15 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use sluice_core::layout::{
-    self, ChunkMeta, DataFormat, DumpMetadata, METADATA_FILE, RowFingerprint, SourceMeta,
-    TableMeta, utc_timestamp,
+    self, ChunkMeta, Compression, DataFormat, DumpMetadata, METADATA_FILE, RowFingerprint,
+    SourceMeta, TableMeta, utc_timestamp,
 };
 use sluice_core::{Endpoint, ServerInfo, Storage, TableName, quote_ident};
 use tokio::task::JoinSet;
 
 use crate::config::{Consistency, DumpConfig};
 use crate::encode::{CsvEncoder, SqlEncoder, cells};
+use crate::parquet::ParquetEncoder;
 use crate::plan::{Chunk, plan_table};
 use crate::schema::{Selection, TableInfo, select_tables};
 use crate::sink::{ChunkSink, FLUSH_BYTES};
@@ -52,9 +53,9 @@ impl Dumper {
     /// Connects, selects the tables, and checks privileges and the output: everything that can
     /// fail before a lock is taken or a file written.
     pub async fn build(config: DumpConfig) -> Result<Dumper, DumpError> {
-        if config.format == DataFormat::Parquet {
+        if config.format == DataFormat::Parquet && config.compression == Compression::Gzip {
             return Err(DumpError::Unsupported(
-                "--format parquet is not built yet (issue #3); use sql or csv".to_owned(),
+                "--format parquet compresses pages itself: use --compress zstd or none".to_owned(),
             ));
         }
         if config.threads == 0 || config.chunk_rows == 0 {
@@ -362,6 +363,7 @@ impl WorkerJob {
 enum RowEncoder {
     Sql(SqlEncoder),
     Csv(CsvEncoder),
+    Parquet(Box<ParquetEncoder>),
 }
 
 async fn dump_chunk(
@@ -372,18 +374,27 @@ async fn dump_chunk(
     chunk: &Chunk,
 ) -> Result<ChunkDone, DumpError> {
     let endpoint = &config.source;
+    // Parquet compresses its pages itself; the file carries no compression suffix.
+    let file_compression = if config.format == DataFormat::Parquet {
+        Compression::None
+    } else {
+        config.compression
+    };
     let file = layout::chunk_file(
         &table.name.database,
         &table.name.table,
         chunk.index,
         config.format,
-        config.compression,
+        file_compression,
     );
     let kinds = table.columns.iter().map(|c| c.kind).collect::<Vec<_>>();
     let columns = table.column_names();
     let mut encoder = match config.format {
         DataFormat::Csv => RowEncoder::Csv(CsvEncoder::new(config.csv.clone(), kinds)),
-        _ => RowEncoder::Sql(SqlEncoder::new(
+        DataFormat::Parquet => {
+            RowEncoder::Parquet(Box::new(ParquetEncoder::new(table, config.compression)?))
+        }
+        DataFormat::Sql => RowEncoder::Sql(SqlEncoder::new(
             &table.name.table,
             &columns,
             kinds,
@@ -394,6 +405,7 @@ async fn dump_chunk(
     match &encoder {
         RowEncoder::Sql(e) => e.file_header(&mut buf),
         RowEncoder::Csv(e) => e.file_header(&mut buf, &columns),
+        RowEncoder::Parquet(_) => {}
     }
 
     let mut sql = format!("SELECT {} FROM {}", table.select_list(), table.name);
@@ -424,10 +436,14 @@ async fn dump_chunk(
             match &mut encoder {
                 RowEncoder::Sql(e) => e.row(&mut buf, &cells),
                 RowEncoder::Csv(e) => e.row(&mut buf, &cells),
+                RowEncoder::Parquet(e) => {
+                    e.row(&cells)?;
+                    e.drain_into(&mut buf);
+                }
             }
             if buf.len() >= FLUSH_BYTES {
                 if sink.is_none() {
-                    sink = Some(ChunkSink::new(storage, &file, config.compression)?);
+                    sink = Some(ChunkSink::new(storage, &file, file_compression)?);
                 }
                 if let Some(s) = sink.as_mut() {
                     s.write(&mut buf).await?;
@@ -458,12 +474,14 @@ async fn dump_chunk(
             fingerprint,
         });
     }
-    if let RowEncoder::Sql(e) = &mut encoder {
-        e.end_statement(&mut buf);
+    match encoder {
+        RowEncoder::Sql(mut e) => e.end_statement(&mut buf),
+        RowEncoder::Parquet(e) => e.finish_into(&mut buf)?,
+        RowEncoder::Csv(_) => {}
     }
     let sink = match sink {
         Some(s) => s,
-        None => ChunkSink::new(storage, &file, config.compression)?,
+        None => ChunkSink::new(storage, &file, file_compression)?,
     };
     let bytes = sink.finish(buf).await?;
     Ok(ChunkDone {

@@ -14,6 +14,11 @@ pub struct ColumnInfo {
     pub kind: ColumnKind,
     /// `information_schema.COLUMNS.DATA_TYPE`, lower case.
     pub data_type: String,
+    /// Integer types: declared UNSIGNED.
+    pub unsigned: bool,
+    /// DECIMAL precision and scale (`NUMERIC_PRECISION`, `NUMERIC_SCALE`).
+    pub precision: u8,
+    pub scale: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -108,14 +113,25 @@ pub async fn select_tables(
         });
     }
 
-    let columns: Vec<(String, String, String, String, String)> = conn
+    type ColumnRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<u64>,
+        Option<u64>,
+    );
+    let columns: Vec<ColumnRow> = conn
         .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), UPPER(EXTRA) \
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), UPPER(EXTRA), LOWER(COLUMN_TYPE), \
+             NUMERIC_PRECISION, NUMERIC_SCALE \
              FROM information_schema.COLUMNS ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         )
         .await
         .map_err(q)?;
-    for (db, name, column, data_type, extra) in columns {
+    for (db, name, column, data_type, extra, column_type, precision, scale) in columns {
         let Some(info) = tables.get_mut(&TableName::new(db, name)) else {
             continue;
         };
@@ -126,6 +142,9 @@ pub async fn select_tables(
             name: column,
             kind: ColumnKind::from_data_type(&data_type),
             data_type,
+            unsigned: column_type.contains("unsigned"),
+            precision: precision.unwrap_or(0).min(255) as u8,
+            scale: scale.unwrap_or(0).min(255) as u8,
         });
     }
 

@@ -23,7 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Dump databases and tables consistently to local disk or S3 (SQL, CSV).
+    /// Dump databases and tables consistently to local disk or S3 (SQL, CSV, Parquet).
     Dump(commands::dump::DumpArgs),
     /// Bulk-import a dump (Sluice, Dumpling, mydumper, mysqldump) in primary-key order.
     Import(Unbuilt),

@@ -10,7 +10,7 @@ use crate::ExitCode;
 use crate::commands::until_interrupted;
 use crate::password::resolve_password;
 
-/// Dump databases and tables consistently to local disk or S3 (SQL or CSV).
+/// Dump databases and tables consistently to local disk or S3 (SQL, CSV or Parquet).
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
     /// Source server: mysql://user[:password]@host:port
@@ -28,10 +28,10 @@ pub struct DumpArgs {
     /// Tables to dump: db.*, db.tbl, !db.tbl to exclude; * and ? glob. Repeatable.
     #[arg(long = "filter", value_name = "PATTERN")]
     filters: Vec<String>,
-    /// sql or csv (parquet is not built yet).
+    /// sql, csv or parquet.
     #[arg(long, default_value = "sql")]
     format: DataFormat,
-    /// none, gzip or zstd.
+    /// none, gzip or zstd (parquet: none or zstd, applied per page).
     #[arg(long = "compress", default_value = "none")]
     compression: Compression,
     /// Target rows per chunk file.
