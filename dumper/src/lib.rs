@@ -13,6 +13,7 @@
 mod config;
 mod encode;
 mod error;
+mod observer;
 mod parquet;
 mod plan;
 mod privileges;
@@ -23,4 +24,5 @@ mod snapshot;
 
 pub use config::{Consistency, DumpConfig};
 pub use error::DumpError;
+pub use observer::{DumpObserver, LogObserver};
 pub use run::{DumpSummary, Dumper};

@@ -2,7 +2,6 @@
 //! snapshot and writes the dump, `metadata.json` last.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +21,7 @@ use crate::parquet::ParquetEncoder;
 use crate::plan::{Chunk, plan_table};
 use crate::schema::{Selection, TableInfo, select_tables};
 use crate::sink::{ChunkSink, FLUSH_BYTES};
-use crate::{DumpError, privileges, snapshot};
+use crate::{DumpError, DumpObserver, privileges, snapshot};
 
 /// What a finished dump reports (`--json` prints it as one line).
 #[derive(Debug, Clone, Serialize)]
@@ -119,7 +118,7 @@ impl Dumper {
             .collect()
     }
 
-    pub async fn run(self) -> Result<DumpSummary, DumpError> {
+    pub async fn run(self, observer: Arc<dyn DumpObserver>) -> Result<DumpSummary, DumpError> {
         let started = Instant::now();
         let started_at = unix_now();
         let Dumper {
@@ -155,17 +154,20 @@ impl Dumper {
             queue.extend(plan_table(&mut workers[0], endpoint, i, table, config.chunk_rows).await?);
         }
         let planned = queue.len();
-        tracing::info!(
-            tables = selection.tables.len(),
-            chunks = planned,
-            threads = workers.len(),
-            "dump planned"
-        );
+        let mut counts = vec![0usize; selection.tables.len()];
+        for chunk in &queue {
+            counts[chunk.table] += 1;
+        }
+        let per_table: Vec<(TableName, usize)> = selection
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .zip(counts)
+            .collect();
+        observer.planned(&per_table);
 
         let tables = Arc::new(selection.tables);
         let queue = Arc::new(Mutex::new(queue));
-        let progress = Arc::new(Progress::default());
-        let ticker = tokio::spawn(report_progress(progress.clone(), planned));
         let mut set = JoinSet::new();
         for conn in workers {
             let job = WorkerJob {
@@ -174,7 +176,7 @@ impl Dumper {
                 tables: tables.clone(),
                 storage: storage.clone(),
                 config: config.clone(),
-                progress: progress.clone(),
+                observer: observer.clone(),
             };
             set.spawn(job.run());
         }
@@ -183,13 +185,10 @@ impl Dumper {
             let result = joined.map_err(|e| DumpError::Worker(e.to_string()))?;
             match result {
                 Ok(chunks) => done.extend(chunks),
-                Err(e) => {
-                    ticker.abort();
-                    return Err(e); // dropping `set` aborts the other workers
-                }
+                Err(e) => return Err(e), // dropping `set` aborts the other workers
             }
         }
-        ticker.abort();
+        observer.finished();
 
         let metadata = build_metadata(
             &config,
@@ -288,33 +287,6 @@ async fn write_schemas(
     Ok(())
 }
 
-#[derive(Default)]
-struct Progress {
-    rows: AtomicU64,
-    bytes: AtomicU64,
-    chunks: AtomicU64,
-}
-
-/// A plain progress line every few seconds (per chunk and per batch, never per row).
-async fn report_progress(progress: Arc<Progress>, planned: usize) {
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let rows = progress.rows.load(Ordering::Relaxed);
-        let secs = started.elapsed().as_secs_f64().max(0.001);
-        tracing::info!(
-            chunks_done = progress.chunks.load(Ordering::Relaxed),
-            chunks = planned,
-            rows,
-            bytes = progress.bytes.load(Ordering::Relaxed),
-            rows_per_sec = (rows as f64 / secs) as u64,
-            "dump progress"
-        );
-    }
-}
-
 /// One finished chunk.
 struct ChunkDone {
     table: usize,
@@ -334,7 +306,7 @@ struct WorkerJob {
     tables: Arc<Vec<TableInfo>>,
     storage: Storage,
     config: DumpConfig,
-    progress: Arc<Progress>,
+    observer: Arc<dyn DumpObserver>,
 }
 
 impl WorkerJob {
@@ -344,14 +316,11 @@ impl WorkerJob {
             let next = self.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
             let Some(chunk) = next else { break };
             let table = &self.tables[chunk.table];
+            self.observer.chunk_started(&table.name);
             let result =
                 dump_chunk(&mut self.conn, &self.storage, &self.config, table, &chunk).await?;
-            self.progress.rows.fetch_add(result.rows, Ordering::Relaxed);
-            self.progress
-                .bytes
-                .fetch_add(result.bytes, Ordering::Relaxed);
-            self.progress.chunks.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(table = %table.name.plain(), chunk = chunk.index, rows = result.rows, "chunk done");
+            self.observer
+                .chunk_done(&table.name, result.rows, result.bytes);
             done.push(result);
         }
         // Read-only snapshot: ending it releases its undo history on the source.

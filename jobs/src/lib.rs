@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 mod exit;
 mod password;
+mod progress;
 
 pub use cli::main;
 pub use exit::ExitCode;

@@ -1,14 +1,17 @@
 //! `sluice dump`: the dumper's command line.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sluice_core::layout::{Compression, CsvDialect, DataFormat};
 use sluice_core::{Endpoint, Secret, TableFilter};
-use sluice_dumper::{Consistency, DumpConfig, DumpError, Dumper};
+use sluice_dumper::{Consistency, DumpConfig, DumpError, DumpObserver, Dumper, LogObserver};
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
 use crate::password::resolve_password;
+use crate::progress::DumpBars;
 
 /// Dump databases and tables consistently to local disk or S3 (SQL, CSV or Parquet).
 #[derive(Debug, clap::Args)]
@@ -109,9 +112,14 @@ pub async fn run(args: DumpArgs) -> ExitCode {
         }
     };
     let output = config.output.clone();
+    let observer: Arc<dyn DumpObserver> = if !json && std::io::stderr().is_terminal() {
+        Arc::new(DumpBars::new())
+    } else {
+        Arc::new(LogObserver::default())
+    };
     let work = async {
         let dumper = Dumper::build(config).await?;
-        dumper.run().await
+        dumper.run(observer).await
     };
     let result = tokio::select! {
         r = work => r,
