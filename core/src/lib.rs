@@ -7,6 +7,7 @@
 //! Dependency rule: this crate depends on no other Sluice crate. The stages (dumper, importer,
 //! streamer, checksum) depend on it and never on each other; `sluice-jobs` wires them together.
 
+mod chunks;
 mod column;
 mod endpoint;
 mod error;
@@ -14,14 +15,19 @@ mod filter;
 mod gtid;
 pub mod layout;
 mod position;
+mod schema;
+mod sql_literal;
 mod storage;
 mod table_name;
 
+pub use chunks::{Chunk, plan_table};
 pub use column::{ColumnKind, bit_value};
 pub use endpoint::{Endpoint, Flavor, Secret, ServerInfo};
 pub use error::{CoreError, Result};
 pub use filter::TableFilter;
 pub use gtid::{GtidSet, MariaGtid};
 pub use position::{BinlogPosition, Checkpoint};
+pub use schema::{ColumnInfo, Selection, TableInfo, select_tables};
+pub use sql_literal::{cell, cells, sql_literal};
 pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};
 pub use table_name::{TableName, quote_ident, quote_string};

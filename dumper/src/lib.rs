@@ -15,10 +15,8 @@ mod encode;
 mod error;
 mod observer;
 mod parquet;
-mod plan;
 mod privileges;
 mod run;
-mod schema;
 mod sink;
 mod snapshot;
 

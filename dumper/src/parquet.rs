@@ -35,10 +35,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sluice_core::layout::Compression;
-use sluice_core::{ColumnKind, bit_value};
+use sluice_core::{ColumnInfo, ColumnKind, TableInfo, bit_value};
 
 use crate::DumpError;
-use crate::schema::{ColumnInfo, TableInfo};
 
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 4096;

@@ -9,11 +9,10 @@ use std::collections::BTreeSet;
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{Endpoint, Flavor, ServerInfo};
+use sluice_core::{Endpoint, Flavor, Selection, ServerInfo};
 
 use crate::DumpError;
 use crate::config::Consistency;
-use crate::schema::Selection;
 
 pub async fn check(
     conn: &mut Conn,

@@ -12,14 +12,15 @@ use sluice_core::layout::{
     self, ChunkMeta, Compression, DataFormat, DumpMetadata, METADATA_FILE, RowFingerprint,
     SourceMeta, TableMeta, utc_timestamp,
 };
-use sluice_core::{Endpoint, ServerInfo, Storage, TableName, quote_ident};
+use sluice_core::{
+    Chunk, Endpoint, Selection, ServerInfo, Storage, TableInfo, TableName, cells, plan_table,
+    quote_ident, select_tables,
+};
 use tokio::task::JoinSet;
 
 use crate::config::{Consistency, DumpConfig};
-use crate::encode::{CsvEncoder, SqlEncoder, cells};
+use crate::encode::{CsvEncoder, SqlEncoder};
 use crate::parquet::ParquetEncoder;
-use crate::plan::{Chunk, plan_table};
-use crate::schema::{Selection, TableInfo, select_tables};
 use crate::sink::{ChunkSink, FLUSH_BYTES};
 use crate::{DumpError, DumpObserver, privileges, snapshot};
 

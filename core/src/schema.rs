@@ -1,12 +1,11 @@
-//! What the dumper needs to know about each selected table, read from `information_schema`.
+//! What the stages need to know about each selected table, read from `information_schema`:
+//! columns (with the text treatment each needs), primary key, and a row estimate.
 
 use std::collections::BTreeMap;
 
+use crate::{ColumnKind, CoreError, Endpoint, TableFilter, TableName, quote_ident};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{ColumnKind, Endpoint, TableFilter, TableName, quote_ident};
-
-use crate::DumpError;
 
 #[derive(Debug, Clone)]
 pub struct ColumnInfo {
@@ -72,8 +71,8 @@ pub async fn select_tables(
     conn: &mut Conn,
     endpoint: &Endpoint,
     filter: &TableFilter,
-) -> Result<Selection, DumpError> {
-    let q = |e| DumpError::from(endpoint.error("list tables in information_schema", e));
+) -> Result<Selection, CoreError> {
+    let q = |e| endpoint.error("list tables in information_schema", e);
     let rows: Vec<(String, String, String, Option<u64>)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \

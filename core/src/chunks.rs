@@ -1,4 +1,4 @@
-//! The chunk planner: splits each table into primary-key ranges so that all workers can share
+//! The chunk planner, shared by the dumper and the checksum: splits each table into primary-key ranges so that all workers can share
 //! one big table, and so that each chunk is one file of about `chunk_rows` rows.
 //!
 //! * One integer key column: step from MIN to MAX in equal key ranges. The number of ranges
@@ -12,13 +12,10 @@
 //! The first range is open below and the last open above, and the planner runs inside the
 //! snapshot, so every row of the snapshot falls in exactly one chunk.
 
+use crate::schema::{ColumnInfo, TableInfo};
+use crate::{ColumnKind, CoreError, Endpoint, quote_ident, sql_literal};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{ColumnKind, Endpoint, quote_ident};
-
-use crate::DumpError;
-use crate::encode::sql_literal;
-use crate::schema::{ColumnInfo, TableInfo};
 
 /// Never plan more chunks than this for one table, whatever the estimate says.
 const MAX_CHUNKS: u64 = 100_000;
@@ -38,7 +35,7 @@ pub async fn plan_table(
     table_index: usize,
     table: &TableInfo,
     chunk_rows: u64,
-) -> Result<Vec<Chunk>, DumpError> {
+) -> Result<Vec<Chunk>, CoreError> {
     let whole = || {
         vec![Chunk {
             table: table_index,
@@ -51,8 +48,7 @@ pub async fn plan_table(
         tracing::warn!(table = %table.name.plain(), "no primary key: dumped as one chunk");
         return Ok(whole());
     }
-    let err =
-        |e| DumpError::from(endpoint.error(format!("plan chunks of {}", table.name.plain()), e));
+    let err = |e| endpoint.error(format!("plan chunks of {}", table.name.plain()), e);
     let mut estimate = table.estimated_rows;
     let mut bounded_count_hit_limit = false;
     if estimate < 2 * chunk_rows {
@@ -139,7 +135,7 @@ async fn sampled_ranges(
     table: &TableInfo,
     keys: &[&ColumnInfo],
     chunk_rows: u64,
-) -> Result<Vec<Chunk>, DumpError> {
+) -> Result<Vec<Chunk>, CoreError> {
     let cols: Vec<String> = keys.iter().map(|c| quote_ident(&c.name)).collect();
     let kinds: Vec<ColumnKind> = keys.iter().map(|c| c.kind).collect();
     let order = cols.join(", ");
@@ -163,7 +159,7 @@ async fn sampled_ranges(
         let literals = (0..kinds.len())
             .map(|i| {
                 let mut out = Vec::new();
-                let value = row.as_ref(i).and_then(crate::encode::cell);
+                let value = row.as_ref(i).and_then(crate::sql_literal::cell);
                 sql_literal(&mut out, kinds[i], value.as_deref());
                 String::from_utf8_lossy(&out).into_owned()
             })
