@@ -1,5 +1,25 @@
-//! sluice-checksum: online, chunked verification that source and target hold the same rows.
+//! sluice-checksum: chunked verification that source and target hold the same rows.
 //!
-//! It owns the chunk fingerprints computed server-side, the sync-point protocol that reads both
-//! sides at one logical moment, bisection down to rows, and fix SQL. It never writes to the
-//! source. It depends on `sluice-core` only; the job runner hands it the streamer's sync points.
+//! It owns the chunk fingerprints computed server-side, the recheck that filters out
+//! differences caused by in-flight replication, row-level diffs of mismatching chunks and the
+//! fix SQL that repairs the target. It only ever reads the source: no checksum table, no
+//! session that writes. It depends on `sluice-core` only; the online sync-point mode (issue #7)
+//! will take the streamer's target snapshots through the job runner.
+//!
+//! Flow: [`Checker::build`] connects to both servers and selects the tables; [`Checker::run`]
+//! plans chunks on the source (the dumper's planner), compares `COUNT(*)` and a 64-bit
+//! fingerprint per chunk on both sides in parallel, rechecks mismatches after a delay, diffs the
+//! chunks that still differ row by row, and returns a [`Report`].
+
+mod config;
+mod diff;
+mod error;
+mod fix;
+mod report;
+mod row_hash;
+mod run;
+
+pub use config::ChecksumConfig;
+pub use error::ChecksumError;
+pub use report::{Difference, DifferenceKind, Report, TableReport};
+pub use run::Checker;

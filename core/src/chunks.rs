@@ -45,7 +45,7 @@ pub async fn plan_table(
     };
     let keys = table.key_columns();
     if keys.is_empty() {
-        tracing::warn!(table = %table.name.plain(), "no primary key: dumped as one chunk");
+        tracing::warn!(table = %table.name.plain(), "no primary key: the table is one chunk");
         return Ok(whole());
     }
     let err = |e| endpoint.error(format!("plan chunks of {}", table.name.plain()), e);

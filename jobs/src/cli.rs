@@ -29,8 +29,8 @@ enum Command {
     Import(Unbuilt),
     /// Stream the binlog from a position or GTID set into the target, exactly once.
     Stream(Unbuilt),
-    /// Compare source and target chunk by chunk, online, and locate differing rows.
-    Checksum(Unbuilt),
+    /// Compare source and target chunk by chunk and locate differing rows.
+    Checksum(commands::checksum::ChecksumArgs),
     /// Run a job file: dump → import → stream, resuming where a previous run stopped.
     Run(Unbuilt),
     /// Validate a job file and run the pre-checks against the servers.
@@ -100,6 +100,7 @@ pub fn main() -> std::process::ExitCode {
     };
     let code = match cli.command {
         Command::Dump(args) => runtime.block_on(commands::dump::run(args)),
+        Command::Checksum(args) => runtime.block_on(commands::checksum::run(args)),
         other => {
             let (name, issue) = other.name_and_issue();
             eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");

@@ -1,6 +1,7 @@
 //! One module per built subcommand: it turns parsed arguments into a stage's config, runs the
 //! stage, and prints the result.
 
+pub mod checksum;
 pub mod dump;
 mod signals;
 

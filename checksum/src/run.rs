@@ -1,0 +1,323 @@
+//! A checksum run: plan, compare chunks in parallel, recheck, diff, report, fix.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sluice_core::{Chunk, Endpoint, ServerInfo, TableInfo, TableName, plan_table, select_tables};
+use tokio::task::JoinSet;
+
+use crate::config::ChecksumConfig;
+use crate::diff::{self, Side};
+use crate::report::{Report, TableReport};
+use crate::row_hash::HashSql;
+use crate::{ChecksumError, fix};
+
+/// `COUNT(*)` and the two hash sums of a chunk on one side.
+type Fingerprint = (u64, String, String);
+
+/// A checksum run, checked and ready.
+pub struct Checker {
+    config: ChecksumConfig,
+    hash: HashSql,
+    tables: Vec<TableInfo>,
+    missing_on_target: HashSet<TableName>,
+}
+
+impl Checker {
+    /// Connects to both servers, selects the tables and finds those missing on the target.
+    pub async fn build(config: ChecksumConfig) -> Result<Checker, ChecksumError> {
+        let mut src = config.source.connect().await?;
+        let mut dst = config.target.connect().await?;
+        let src_info = ServerInfo::detect(&mut src, &config.source).await?;
+        let dst_info = ServerInfo::detect(&mut dst, &config.target).await?;
+        let selection = select_tables(&mut src, &config.source, &config.filter).await?;
+        if selection.tables.is_empty() {
+            return Err(ChecksumError::NothingMatched {
+                patterns: config.filter.patterns().to_vec(),
+                source_endpoint: config.source.to_string(),
+            });
+        }
+        let on_target = select_tables(&mut dst, &config.target, &config.filter).await?;
+        let present: HashSet<TableName> = on_target.tables.into_iter().map(|t| t.name).collect();
+        let missing_on_target = selection
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| !present.contains(n))
+            .collect();
+        Ok(Checker {
+            hash: HashSql::for_servers(&src_info, &dst_info),
+            config,
+            tables: selection.tables,
+            missing_on_target,
+        })
+    }
+
+    pub async fn run(self) -> Result<Report, ChecksumError> {
+        let started = Instant::now();
+        let Checker {
+            config,
+            hash,
+            tables,
+            missing_on_target,
+        } = self;
+        let mut planner = config.source.connect().await?;
+        let mut queue = VecDeque::new();
+        for (i, t) in tables.iter().enumerate() {
+            if missing_on_target.contains(&t.name) {
+                continue;
+            }
+            // A keyless table is compared as one multiset, whatever its size.
+            queue.extend(plan_table(&mut planner, &config.source, i, t, config.chunk_rows).await?);
+        }
+        drop(planner);
+        let tables = Arc::new(tables);
+        let config = Arc::new(config);
+        let planned: Vec<Chunk> = queue.iter().cloned().collect();
+
+        let mut results = compare_all(&config, hash, &tables, queue).await?;
+        for round in 1..=config.rechecks {
+            let mismatched: VecDeque<Chunk> = results
+                .iter()
+                .filter(|r| r.differs())
+                .map(|r| r.chunk.clone())
+                .collect();
+            if mismatched.is_empty() {
+                break;
+            }
+            tracing::info!(
+                round,
+                chunks = mismatched.len(),
+                "rechecking mismatching chunks"
+            );
+            tokio::time::sleep(config.recheck_delay).await;
+            let again = compare_all(&config, hash, &tables, mismatched).await?;
+            for r in again {
+                if let Some(slot) = results
+                    .iter_mut()
+                    .find(|x| x.chunk.table == r.chunk.table && x.chunk.index == r.chunk.index)
+                {
+                    *slot = r;
+                }
+            }
+        }
+
+        let mut reports: BTreeMap<usize, TableReport> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let report = TableReport {
+                    table: t.name.plain(),
+                    chunks: planned.iter().filter(|c| c.table == i).count(),
+                    source_rows: 0,
+                    target_rows: 0,
+                    mismatched_chunks: Vec::new(),
+                    differences: Vec::new(),
+                    truncated: false,
+                    missing_on_target: missing_on_target.contains(&t.name),
+                };
+                (i, report)
+            })
+            .collect();
+        let mut fixes = Vec::new();
+        let (mut src_conn, mut dst_conn) = (
+            config.source.connect().await?,
+            config.target.connect().await?,
+        );
+        for r in &results {
+            let Some(report) = reports.get_mut(&r.chunk.table) else {
+                continue;
+            };
+            report.source_rows += r.source.0;
+            report.target_rows += r.target.0;
+            if !r.differs() {
+                continue;
+            }
+            let table = &tables[r.chunk.table];
+            report.mismatched_chunks.push(
+                r.chunk
+                    .predicate
+                    .clone()
+                    .unwrap_or_else(|| "all rows".to_owned()),
+            );
+            let left = config
+                .max_rows_reported
+                .saturating_sub(report.differences.len());
+            let mut source = Side {
+                conn: &mut src_conn,
+                endpoint: &config.source,
+            };
+            let mut target = Side {
+                conn: &mut dst_conn,
+                endpoint: &config.target,
+            };
+            let found = if table.primary_key.is_empty() {
+                diff::keyless_table(&mut source, &mut target, &hash, table, left).await?
+            } else {
+                diff::keyed_chunk(
+                    &mut source,
+                    &mut target,
+                    &hash,
+                    table,
+                    r.chunk.predicate.as_deref(),
+                    left,
+                )
+                .await?
+            };
+            report.truncated |= found.truncated;
+            report.differences.extend(found.differences);
+            fixes.extend(found.fixes);
+        }
+        drop((src_conn, dst_conn));
+
+        if let Some(path) = &config.fix_sql {
+            fix::write_file(path, &fixes)?;
+        }
+        let fix_applied = config.apply_fix && !fixes.is_empty();
+        if fix_applied {
+            fix::apply(&config.target, &fixes).await?;
+        }
+        let tables: Vec<TableReport> = reports.into_values().collect();
+        Ok(Report {
+            rows: tables.iter().map(|t| t.source_rows).sum(),
+            chunks: planned.len(),
+            tables,
+            seconds: started.elapsed().as_secs_f64(),
+            fix_statements: fixes.len(),
+            fix_applied,
+        })
+    }
+}
+
+struct ChunkResult {
+    chunk: Chunk,
+    source: Fingerprint,
+    target: Fingerprint,
+}
+
+impl ChunkResult {
+    fn differs(&self) -> bool {
+        self.source != self.target
+    }
+}
+
+/// Compares every chunk of `queue` on `threads` pairs of connections.
+async fn compare_all(
+    config: &Arc<ChecksumConfig>,
+    hash: HashSql,
+    tables: &Arc<Vec<TableInfo>>,
+    queue: VecDeque<Chunk>,
+) -> Result<Vec<ChunkResult>, ChecksumError> {
+    let workers = config.threads.max(1).min(queue.len().max(1));
+    let queue = Arc::new(Mutex::new(queue));
+    let throttle = Arc::new(Throttle::new(config.max_rows_per_sec));
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        let (config, tables, queue, throttle) = (
+            config.clone(),
+            tables.clone(),
+            queue.clone(),
+            throttle.clone(),
+        );
+        set.spawn(async move {
+            let mut src = config.source.connect().await?;
+            let mut dst = config.target.connect().await?;
+            let mut done = Vec::new();
+            loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some(chunk) = next else { break };
+                if let Some(limit) = config.max_threads_running {
+                    wait_for_quiet_source(&mut src, &config.source, limit).await?;
+                }
+                let table = &tables[chunk.table];
+                let sql = hash.chunk_sql(table, chunk.predicate.as_deref());
+                let (s, t) = tokio::join!(
+                    fingerprint(&mut src, &config.source, &sql),
+                    fingerprint(&mut dst, &config.target, &sql)
+                );
+                let (source, target) = (s?, t?);
+                throttle.account(source.0).await;
+                done.push(ChunkResult {
+                    chunk,
+                    source,
+                    target,
+                });
+            }
+            Ok::<_, ChecksumError>(done)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        out.extend(joined.map_err(|e| ChecksumError::Worker(e.to_string()))??);
+    }
+    Ok(out)
+}
+
+async fn fingerprint(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    sql: &str,
+) -> Result<Fingerprint, ChecksumError> {
+    let row: Option<(u64, String, String)> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| endpoint.error("checksum a chunk", e))?;
+    Ok(row.unwrap_or((0, "0".into(), "0".into())))
+}
+
+/// Sleeps while the source's `Threads_running` is above `limit`.
+async fn wait_for_quiet_source(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    limit: u64,
+) -> Result<(), ChecksumError> {
+    loop {
+        let row: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Threads_running'")
+            .await
+            .map_err(|e| endpoint.error("read Threads_running", e))?;
+        let running = row.map(|(_, v)| v).unwrap_or(0);
+        if running <= limit {
+            return Ok(());
+        }
+        tracing::info!(running, limit, "source busy; checksum paused");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Keeps the average rows per second at or under a cap.
+struct Throttle {
+    cap: Option<u64>,
+    started: Instant,
+    rows: Mutex<u64>,
+}
+
+impl Throttle {
+    fn new(cap: Option<u64>) -> Throttle {
+        Throttle {
+            cap,
+            started: Instant::now(),
+            rows: Mutex::new(0),
+        }
+    }
+
+    async fn account(&self, rows: u64) {
+        let Some(cap) = self.cap.filter(|c| *c > 0) else {
+            return;
+        };
+        let total = match self.rows.lock() {
+            Ok(mut r) => {
+                *r += rows;
+                *r
+            }
+            Err(_) => return,
+        };
+        let due = Duration::from_secs_f64(total as f64 / cap as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
