@@ -18,6 +18,8 @@ pub struct ColumnInfo {
     /// DECIMAL precision and scale (`NUMERIC_PRECISION`, `NUMERIC_SCALE`).
     pub precision: u8,
     pub scale: u8,
+    /// Character set of a character column (`utf8mb4`, `latin1`, …); `None` for other types.
+    pub charset: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,16 +123,17 @@ pub async fn select_tables(
         String,
         Option<u64>,
         Option<u64>,
+        Option<String>,
     );
     let columns: Vec<ColumnRow> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), UPPER(EXTRA), LOWER(COLUMN_TYPE), \
-             NUMERIC_PRECISION, NUMERIC_SCALE \
+             NUMERIC_PRECISION, NUMERIC_SCALE, LOWER(CHARACTER_SET_NAME) \
              FROM information_schema.COLUMNS ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         )
         .await
         .map_err(q)?;
-    for (db, name, column, data_type, extra, column_type, precision, scale) in columns {
+    for (db, name, column, data_type, extra, column_type, precision, scale, charset) in columns {
         let Some(info) = tables.get_mut(&TableName::new(db, name)) else {
             continue;
         };
@@ -144,6 +147,7 @@ pub async fn select_tables(
             unsigned: column_type.contains("unsigned"),
             precision: precision.unwrap_or(0).min(255) as u8,
             scale: scale.unwrap_or(0).min(255) as u8,
+            charset,
         });
     }
 

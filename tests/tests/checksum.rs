@@ -273,3 +273,37 @@ async fn unreachable_target_and_empty_filter_are_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches no table"));
 }
+
+/// The same text in a latin1 column and a utf8mb4 column is equal; a `#` moved across the
+/// column boundary is not.
+#[tokio::test]
+async fn charsets_compare_by_text_and_separators_cannot_hide_a_change() {
+    let db = unique_name("checksum_charset");
+    let create = |charset: &str| {
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`; CREATE TABLE c (id INT PRIMARY KEY, a VARCHAR(20) CHARACTER SET {charset}, b VARCHAR(20));
+             INSERT INTO c VALUES (1, 'café', 'x'), (2, 'x#', 'y');"
+        )
+    };
+    mariadb_client(source(), None, create("latin1").as_bytes());
+    mariadb_client(target(), None, create("utf8mb4").as_bytes());
+    let out = checksum(source(), target(), &db, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    mariadb_client(
+        target(),
+        None,
+        format!("UPDATE `{db}`.c SET a = 'x', b = '#y' WHERE id = 2").as_bytes(),
+    );
+    let out = checksum(source(), target(), &db, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
