@@ -1,6 +1,32 @@
 //! sluice-importer: the Lightning-style bulk import.
 //!
-//! It owns the dump readers and parsers (Sluice, Dumpling, mydumper and mysqldump layouts; SQL,
-//! CSV, Parquet), the key/value encoder (memcomparable primary keys), the parallel sorter with
-//! spill runs, the loaders that write in primary-key order, and the import checkpoints.
-//! It depends on `sluice-core` only.
+//! It owns the dump readers and parsers (Sluice, Dumpling and mydumper layouts; SQL, CSV,
+//! Parquet; plain, gzip, zstd), the key/value encoding (memcomparable primary keys), the
+//! parallel sorter with spill runs and k-way merge, the loaders that write in primary-key order
+//! with `LOAD DATA LOCAL INFILE` on several connections, and the checkpoints in the target's
+//! meta schema. It depends on `sluice-core` only; it reads the dumper's output through
+//! `sluice_core::layout`.
+//!
+//! Flow: [`Importer::build`] reads the layout and checks the target; [`Importer::run`] creates
+//! schemas, then per table parses files in parallel into key/value pairs, sorts and merges them,
+//! resolves duplicates per [`OnDuplicate`], loads, verifies against the dump's metadata and
+//! checkpoints.
+
+mod cell;
+mod checkpoint;
+mod config;
+mod error;
+mod insert;
+mod kv;
+mod load;
+mod plan;
+mod read;
+mod run;
+mod sort;
+mod source;
+mod sql_reader;
+mod target;
+
+pub use config::{ImportConfig, OnDuplicate, parse_size};
+pub use error::ImportError;
+pub use run::{ImportSummary, Importer};

@@ -25,8 +25,8 @@ pub struct Cli {
 enum Command {
     /// Dump databases and tables consistently to local disk or S3 (SQL, CSV, Parquet).
     Dump(commands::dump::DumpArgs),
-    /// Bulk-import a dump (Sluice, Dumpling, mydumper, mysqldump) in primary-key order.
-    Import(Unbuilt),
+    /// Bulk-import a dump (Sluice, Dumpling, mydumper) in primary-key order.
+    Import(commands::import::ImportArgs),
     /// Stream the binlog from a position or GTID set into the target, exactly once.
     Stream(Unbuilt),
     /// Compare source and target chunk by chunk and locate differing rows.
@@ -101,6 +101,7 @@ pub fn main() -> std::process::ExitCode {
     let code = match cli.command {
         Command::Dump(args) => runtime.block_on(commands::dump::run(args)),
         Command::Checksum(args) => runtime.block_on(commands::checksum::run(args)),
+        Command::Import(args) => runtime.block_on(commands::import::run(args)),
         other => {
             let (name, issue) = other.name_and_issue();
             eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");

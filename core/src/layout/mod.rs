@@ -19,7 +19,9 @@ mod names;
 
 pub use csv_dialect::{CsvDialect, CsvRecord, CsvRecordReader};
 pub use fingerprint::RowFingerprint;
-pub use metadata::{ChunkMeta, DumpMetadata, SnapshotMeta, SourceMeta, TableMeta, utc_timestamp};
+pub use metadata::{
+    ChunkMeta, DumpMetadata, SnapshotMeta, SourceMeta, TableMeta, civil_from_days, utc_timestamp,
+};
 pub use names::{
     Compression, DataFormat, METADATA_FILE, chunk_file, database_schema_file, table_schema_file,
     view_schema_file,

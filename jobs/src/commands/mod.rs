@@ -3,6 +3,7 @@
 
 pub mod checksum;
 pub mod dump;
+pub mod import;
 mod signals;
 
 pub use signals::until_interrupted;

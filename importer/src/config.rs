@@ -1,0 +1,118 @@
+//! What an import is asked to do.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use sluice_core::{CoreError, Endpoint, TableFilter};
+
+/// What to do when two rows share a primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// Stop and list the first conflicting keys with their files and lines.
+    Error,
+    /// Keep the row that comes last (by file, then line).
+    Replace,
+    /// Keep the row that comes first.
+    Ignore,
+}
+
+impl FromStr for OnDuplicate {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "error" => Ok(OnDuplicate::Error),
+            "replace" => Ok(OnDuplicate::Replace),
+            "ignore" => Ok(OnDuplicate::Ignore),
+            _ => Err(CoreError::invalid(
+                "on-duplicate policy",
+                s,
+                "expected error, replace or ignore",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportConfig {
+    /// A path, `file:///dir` or `s3://bucket/prefix` holding a dump.
+    pub input: String,
+    pub target: Endpoint,
+    /// Files parsed at once, and loader connections.
+    pub threads: usize,
+    /// Where sorted runs spill (a temporary folder is made inside).
+    pub sort_dir: PathBuf,
+    /// Bytes of key/value pairs kept in memory before a sorted run is spilled.
+    pub sort_memory: usize,
+    pub on_duplicate: OnDuplicate,
+    /// Create secondary indexes after the data.
+    pub defer_indexes: bool,
+    /// Do not create databases and tables: load into what exists.
+    pub no_schema: bool,
+    /// Forget earlier checkpoints of this dump and load everything again.
+    pub restart: bool,
+    pub filter: TableFilter,
+    /// The schema on the target that holds the checkpoints.
+    pub meta_schema: String,
+}
+
+impl ImportConfig {
+    pub fn new(input: impl Into<String>, target: Endpoint) -> ImportConfig {
+        ImportConfig {
+            input: input.into(),
+            target,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            sort_dir: std::env::temp_dir(),
+            sort_memory: 512 << 20,
+            on_duplicate: OnDuplicate::Error,
+            defer_indexes: false,
+            no_schema: false,
+            restart: false,
+            filter: TableFilter::default(),
+            meta_schema: "sluice_meta".to_owned(),
+        }
+    }
+}
+
+/// Parses a size such as `512MiB`, `2GiB`, `64MB` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<usize, CoreError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: usize = number.parse().map_err(|_| {
+        CoreError::invalid("size", text, "expected a number with a unit, e.g. 2GiB")
+    })?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(CoreError::invalid(
+                "size",
+                text,
+                "unknown unit; use B, KiB, MiB, GiB, KB, MB or GB",
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| CoreError::invalid("size", text, "too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64MB").unwrap(), 64_000_000);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("2 parsecs").is_err());
+        assert!(parse_size("GiB").is_err());
+    }
+}

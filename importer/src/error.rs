@@ -1,0 +1,40 @@
+//! The importer's errors, split by what the user can do about them.
+
+use sluice_core::CoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The dump itself is malformed, incomplete or unsafe.
+    #[error("{0}")]
+    Input(String),
+    /// The target refuses the import as asked (a table with other data or another schema).
+    #[error("{0}")]
+    Target(String),
+    /// Duplicate primary keys with `--on-duplicate error`.
+    #[error("duplicate primary keys in {table}: {}", examples.join("; "))]
+    Duplicates {
+        table: String,
+        examples: Vec<String>,
+    },
+    /// The loaded table does not match what the dump recorded.
+    #[error("verification failed for {table}: {reason}")]
+    Verification { table: String, reason: String },
+    #[error("an import worker failed: {0}")]
+    Worker(String),
+}
+
+impl ImportError {
+    /// True when the same command may succeed later (exit code 3).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ImportError::Core(e) => {
+                e.is_transient()
+                    || matches!(e, CoreError::Server { .. } | CoreError::Storage { .. })
+            }
+            ImportError::Worker(_) => true,
+            _ => false,
+        }
+    }
+}

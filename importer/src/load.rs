@@ -1,0 +1,171 @@
+//! Loading sorted rows into the target with `LOAD DATA LOCAL INFILE`, streamed from memory:
+//! about 1.7 times the rate of multi-row INSERTs at less than half the client CPU per row
+//! (measured in ../shared/notes), and rows arrive in primary-key order so InnoDB appends.
+//!
+//! The stream is tab-separated with backslash escapes (`\N` for NULL). Binary columns travel as
+//! hex and are decoded by `UNHEX()`, and BIT columns as numbers cast back, so no byte passes
+//! through a charset conversion it should not see.
+
+use bytes::Bytes;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sluice_core::{ColumnInfo, ColumnKind, Endpoint, TableName, quote_ident};
+
+use crate::ImportError;
+
+/// How one table is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub table: TableName,
+    /// The loaded columns, in stream order.
+    pub columns: Vec<ColumnInfo>,
+    /// The stream's charset (`utf8mb4`, or `binary` for mydumper's raw files).
+    pub charset: String,
+    /// REPLACE rows the target already holds (else the target keeps its row).
+    pub replace: bool,
+}
+
+impl LoadSpec {
+    pub fn statement(&self) -> String {
+        let mut targets = Vec::new();
+        let mut sets = Vec::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let name = quote_ident(&c.name);
+            match c.kind {
+                ColumnKind::Binary => {
+                    targets.push(format!("@v{i}"));
+                    sets.push(format!("{name} = UNHEX(@v{i})"));
+                }
+                ColumnKind::Bit => {
+                    targets.push(format!("@v{i}"));
+                    sets.push(format!("{name} = CAST(@v{i} AS UNSIGNED)"));
+                }
+                _ => targets.push(name),
+            }
+        }
+        let mode = if self.replace { "REPLACE" } else { "IGNORE" };
+        let mut sql = format!(
+            "LOAD DATA LOCAL INFILE 'sluice-stream' {mode} INTO TABLE {} CHARACTER SET {} \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+            self.table,
+            self.charset,
+            targets.join(", ")
+        );
+        if !sets.is_empty() {
+            sql.push_str(" SET ");
+            sql.push_str(&sets.join(", "));
+        }
+        sql
+    }
+
+    /// Appends one row (cells in `columns` order) to a stream.
+    pub fn encode_row(&self, out: &mut Vec<u8>, cells: &[Option<&[u8]>]) {
+        for (i, (c, v)) in self.columns.iter().zip(cells).enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            match v {
+                None => out.extend_from_slice(b"\\N"),
+                Some(v) if c.kind == ColumnKind::Binary => {
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    for &b in *v {
+                        out.push(HEX[usize::from(b >> 4)]);
+                        out.push(HEX[usize::from(b & 15)]);
+                    }
+                }
+                Some(v) => escape(out, v),
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+fn escape(out: &mut Vec<u8>, v: &[u8]) {
+    let mut rest = v;
+    while let Some(i) = rest
+        .iter()
+        .position(|&b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
+    {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(match rest[i] {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\0",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Session settings for bulk loading; the connection is dropped after the load, which
+/// restores them.
+pub async fn prepare_session(conn: &mut Conn, endpoint: &Endpoint) -> Result<(), ImportError> {
+    conn.query_drop("SET SESSION unique_checks = 0, foreign_key_checks = 0, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'")
+        .await
+        .map_err(|e| ImportError::from(endpoint.error("set bulk-load session settings", e)))
+}
+
+/// Loads one batch of encoded rows; returns the rows the server took.
+pub async fn load_batch(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    spec: &LoadSpec,
+    data: Vec<u8>,
+) -> Result<u64, ImportError> {
+    let bytes = Bytes::from(data);
+    conn.set_infile_handler(async move {
+        let stream: mysql_async::InfileData =
+            Box::pin(futures::stream::once(async move { Ok(bytes) }));
+        Ok(stream)
+    });
+    let sql = spec.statement();
+    conn.query_drop(&sql)
+        .await
+        .map_err(|e| endpoint.error(format!("LOAD DATA into {}", spec.table.plain()), e))?;
+    Ok(conn.affected_rows())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, kind: ColumnKind) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            kind,
+            data_type: String::new(),
+            unsigned: false,
+            precision: 0,
+            scale: 0,
+            charset: None,
+        }
+    }
+
+    #[test]
+    fn statement_and_rows_keep_bytes_exact() {
+        let spec = LoadSpec {
+            table: TableName::new("db", "t"),
+            columns: vec![
+                col("a", ColumnKind::Integer),
+                col("b", ColumnKind::Binary),
+                col("c", ColumnKind::Text),
+                col("d", ColumnKind::Bit),
+            ],
+            charset: "utf8mb4".into(),
+            replace: false,
+        };
+        let sql = spec.statement();
+        assert!(
+            sql.contains("(`a`, @v1, `c`, @v3) SET `b` = UNHEX(@v1), `d` = CAST(@v3 AS UNSIGNED)"),
+            "{sql}"
+        );
+        let mut out = Vec::new();
+        spec.encode_row(
+            &mut out,
+            &[Some(b"1"), Some(&[0, 0xFF]), Some(b"a\tb\\c\n\0"), None],
+        );
+        assert_eq!(out, b"1\t00FF\ta\\tb\\\\c\\n\\0\t\\N\n");
+    }
+}

@@ -1,0 +1,137 @@
+//! How the cells of a file's rows become key/value pairs for one table: which columns are
+//! loaded (the canonical order), where the primary key sits among them, and how a file's own
+//! column order maps onto them.
+
+use std::collections::HashMap;
+
+use sluice_core::{ColumnInfo, ColumnKind, TableInfo};
+
+use crate::ImportError;
+use crate::cell::Cell;
+use crate::kv::{encode_key_cell, encode_value};
+use crate::sort::Kv;
+
+#[derive(Debug, Clone)]
+pub struct RowPlan {
+    /// The loaded columns, in canonical order, as the target describes them.
+    pub columns: Vec<ColumnInfo>,
+    /// Positions of the primary key in `columns`; empty for a keyless load.
+    pub key: Vec<usize>,
+    by_name: HashMap<String, usize>,
+}
+
+impl RowPlan {
+    /// `names` is the dump's column list for the table (Sluice metadata), or `None` for all of
+    /// the target's columns.
+    pub fn new(target: &TableInfo, names: Option<&[String]>) -> Result<RowPlan, ImportError> {
+        let columns: Vec<ColumnInfo> = match names {
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    target
+                        .columns
+                        .iter()
+                        .find(|c| &c.name == n)
+                        .cloned()
+                        .ok_or_else(|| {
+                            ImportError::Target(format!(
+                                "{} on the target has no column `{n}` that the dump has",
+                                target.name.plain()
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            None => target.columns.clone(),
+        };
+        let key: Vec<usize> = target
+            .key_columns()
+            .iter()
+            .map(|k| columns.iter().position(|c| c.name == k.name))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        let by_name = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        Ok(RowPlan {
+            columns,
+            key,
+            by_name,
+        })
+    }
+
+    /// Where each of a file's columns goes in the canonical order.
+    pub fn mapping(
+        &self,
+        file_columns: Option<&[String]>,
+        where_: &str,
+    ) -> Result<Vec<usize>, ImportError> {
+        match file_columns {
+            None => Ok((0..self.columns.len()).collect()),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    self.by_name.get(n).copied().ok_or_else(|| {
+                        ImportError::Input(format!(
+                            "{where_}: column `{n}` is not a column of the target table"
+                        ))
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// One row as a key/value pair. `ordinal` numbers rows of keyless tables in file order.
+    pub fn pair(
+        &self,
+        cells: Vec<Cell>,
+        mapping: &[usize],
+        file: u32,
+        line: u64,
+        ordinal: u64,
+        where_: &str,
+    ) -> Result<Kv, ImportError> {
+        if cells.len() != mapping.len() {
+            return Err(ImportError::Input(format!(
+                "{where_}: {} values for {} columns",
+                cells.len(),
+                mapping.len()
+            )));
+        }
+        let mut canon: Vec<Option<Vec<u8>>> = vec![None; self.columns.len()];
+        for (cell, &to) in cells.into_iter().zip(mapping) {
+            canon[to] = cell.for_load(self.columns[to].kind);
+        }
+        let mut key = Vec::with_capacity(24);
+        if self.key.is_empty() {
+            // A generated row id: file order is load order.
+            key.extend_from_slice(&file.to_be_bytes());
+            key.extend_from_slice(&ordinal.to_be_bytes());
+        } else {
+            for &k in &self.key {
+                let c = &self.columns[k];
+                let kind = if c.kind == ColumnKind::Bit {
+                    ColumnKind::Integer
+                } else {
+                    c.kind
+                };
+                encode_key_cell(
+                    &mut key,
+                    kind,
+                    c.unsigned || c.kind == ColumnKind::Bit,
+                    canon[k].as_deref(),
+                );
+            }
+        }
+        let mut value = Vec::with_capacity(
+            canon
+                .iter()
+                .map(|c| c.as_ref().map_or(1, |v| v.len() + 5))
+                .sum::<usize>()
+                + 12,
+        );
+        encode_value(&mut value, canon.iter().map(|c| c.as_deref()), file, line);
+        Ok((key, value))
+    }
+}

@@ -1,0 +1,559 @@
+//! The import from start to finish: discover the dump, prepare the target, then per table:
+//! parse files in parallel into key/value pairs, sort (spilling runs past the memory budget),
+//! merge, resolve duplicates, load in key order on several connections, verify, checkpoint.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+use sluice_core::layout::{CsvDialect, RowFingerprint};
+use sluice_core::{Endpoint, Storage, TableInfo, cells};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::checkpoint::{Checkpoints, TableState};
+use crate::config::{ImportConfig, OnDuplicate};
+use crate::kv::decode_value;
+use crate::load::{LoadSpec, load_batch, prepare_session};
+use crate::plan::RowPlan;
+use crate::read::read_file;
+use crate::sort::{Kv, Sorter};
+use crate::source::{DumpSource, TableSource, discover};
+use crate::{ImportError, target};
+
+/// Encoded rows sent to the server in one LOAD DATA statement.
+const BATCH_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub input: String,
+    pub layout: String,
+    pub tables: usize,
+    /// Tables a previous run had finished.
+    pub tables_skipped: usize,
+    pub rows: u64,
+    pub duplicates_dropped: u64,
+    pub sort_runs_spilled: usize,
+    pub seconds: f64,
+}
+
+pub struct Importer {
+    config: ImportConfig,
+    storage: Storage,
+    source: DumpSource,
+    dump_id: String,
+}
+
+impl Importer {
+    /// Reads the dump's layout, applies the filter, and checks that the target answers.
+    pub async fn build(config: ImportConfig) -> Result<Importer, ImportError> {
+        let storage = Storage::open(&config.input)?;
+        let mut source = discover(&storage).await?;
+        source
+            .tables
+            .retain(|t| config.filter.matches(&t.name.database, &t.name.table));
+        if source.tables.is_empty() {
+            return Err(ImportError::Input(format!(
+                "no table of the dump at {} matches the filter {:?}",
+                config.input,
+                config.filter.patterns()
+            )));
+        }
+        drop(config.target.connect().await?);
+        let dump_id = match &source.metadata {
+            Some(m) => format!("{} {}", m.started_at, config.input),
+            None => config.input.clone(),
+        };
+        Ok(Importer {
+            config,
+            storage,
+            source,
+            dump_id,
+        })
+    }
+
+    pub async fn run(self) -> Result<ImportSummary, ImportError> {
+        let started = Instant::now();
+        let Importer {
+            config,
+            storage,
+            source,
+            dump_id,
+        } = self;
+        let endpoint = &config.target;
+        let mut conn = endpoint.connect().await?;
+        let checkpoints =
+            Checkpoints::open(&mut conn, endpoint, &config.meta_schema, &dump_id).await?;
+        if config.restart {
+            checkpoints.forget(&mut conn, endpoint).await?;
+        }
+        if !config.no_schema {
+            for (db, file) in &source.database_schemas {
+                if source.tables.iter().any(|t| &t.name.database == db) {
+                    target::ensure_database(&mut conn, endpoint, &storage, db, file.as_deref())
+                        .await?;
+                }
+            }
+        }
+        let mut summary = ImportSummary {
+            input: config.input.clone(),
+            layout: source.layout.to_owned(),
+            tables: source.tables.len(),
+            tables_skipped: 0,
+            rows: 0,
+            duplicates_dropped: 0,
+            sort_runs_spilled: 0,
+            seconds: 0.0,
+        };
+        let metadata_columns = |t: &TableSource| {
+            source.metadata.as_ref().and_then(|m| {
+                m.tables
+                    .iter()
+                    .find(|x| x.database == t.name.database && x.table == t.name.table)
+                    .map(|x| x.columns.clone())
+            })
+        };
+        for table in &source.tables {
+            let mut state = checkpoints.state(&mut conn, endpoint, &table.name).await?;
+            if state == Some(TableState::Done)
+                && target::lookup(&mut conn, endpoint, &table.name)
+                    .await?
+                    .is_none()
+            {
+                tracing::warn!(table = %table.name.plain(), "checkpointed as imported but gone from the target: importing again");
+                state = None;
+            }
+            if state == Some(TableState::Done) && !config.restart {
+                tracing::info!(table = %table.name.plain(), "already imported by an earlier run: skipped");
+                summary.tables_skipped += 1;
+                continue;
+            }
+            let deferred = prepare_table(&mut conn, &config, &storage, table, state).await?;
+            let info = target::lookup(&mut conn, endpoint, &table.name)
+                .await?
+                .ok_or_else(|| {
+                    ImportError::Target(format!(
+                        "{} does not exist on the target",
+                        table.name.plain()
+                    ))
+                })?;
+            checkpoints
+                .mark(&mut conn, endpoint, &table.name, TableState::Loading, 0)
+                .await?;
+            let plan = RowPlan::new(&info, metadata_columns(table).as_deref())?;
+            let outcome = import_table(&config, &storage, table, &plan, &source.csv).await?;
+            if !deferred.is_empty() {
+                let sql = format!(
+                    "ALTER TABLE {} {}",
+                    table.name,
+                    deferred
+                        .iter()
+                        .map(|d| format!("ADD {d}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                conn.query_drop(&sql).await.map_err(|e| {
+                    endpoint.error(
+                        format!("add the deferred indexes of {}", table.name.plain()),
+                        e,
+                    )
+                })?;
+            }
+            verify(&mut conn, endpoint, table, &info, &outcome).await?;
+            checkpoints
+                .mark(
+                    &mut conn,
+                    endpoint,
+                    &table.name,
+                    TableState::Done,
+                    outcome.rows,
+                )
+                .await?;
+            tracing::info!(table = %table.name.plain(), rows = outcome.rows, runs = outcome.runs, "table imported");
+            summary.rows += outcome.rows;
+            summary.duplicates_dropped += outcome.duplicates_dropped;
+            summary.sort_runs_spilled += outcome.runs;
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+}
+
+/// Creates the table, or checks the existing one; empties a table an earlier run left half
+/// loaded. Returns the deferred index definitions.
+async fn prepare_table(
+    conn: &mut Conn,
+    config: &ImportConfig,
+    storage: &Storage,
+    table: &TableSource,
+    state: Option<TableState>,
+) -> Result<Vec<String>, ImportError> {
+    let endpoint = &config.target;
+    let existing = target::lookup(conn, endpoint, &table.name).await?;
+    match (existing, state) {
+        (Some(_), Some(TableState::Loading)) => {
+            // Half loaded by a run that died: start the table over.
+            conn.query_drop(format!("TRUNCATE TABLE {}", table.name))
+                .await
+                .map_err(|e| {
+                    endpoint.error(format!("empty the half-loaded {}", table.name.plain()), e)
+                })?;
+            Ok(Vec::new())
+        }
+        (Some(_), _) if config.no_schema => Ok(Vec::new()),
+        (Some(_), _) => {
+            let rows = target::row_count(conn, endpoint, &table.name).await?;
+            if rows > 0 {
+                return Err(ImportError::Target(format!(
+                    "{} already exists on the target with {rows} rows; drop it, or pass --no-schema to load into it",
+                    table.name.plain()
+                )));
+            }
+            Ok(Vec::new())
+        }
+        (None, _) if config.no_schema => Err(ImportError::Target(format!(
+            "{} does not exist on the target and --no-schema was given",
+            table.name.plain()
+        ))),
+        (None, _) => {
+            target::create_table(
+                conn,
+                endpoint,
+                storage,
+                &table.name,
+                &table.schema_file,
+                config.defer_indexes,
+            )
+            .await
+        }
+    }
+}
+
+struct TableOutcome {
+    rows: u64,
+    duplicates_dropped: u64,
+    runs: usize,
+}
+
+/// Parses every file of a table into the sorter, then loads the merged, deduplicated stream.
+async fn import_table(
+    config: &ImportConfig,
+    storage: &Storage,
+    table: &TableSource,
+    plan: &RowPlan,
+    dialect: &CsvDialect,
+) -> Result<TableOutcome, ImportError> {
+    let sorter = Arc::new(std::sync::Mutex::new(Sorter::new(
+        &config.sort_dir,
+        config.sort_memory,
+    )?));
+    let plan = Arc::new(plan.clone());
+    let threads = config.threads.max(1);
+    let mut parsed = futures::stream::iter(table.files.iter().cloned().enumerate())
+        .map(|(index, file)| {
+            let (storage, plan, dialect, sorter) = (
+                storage.clone(),
+                plan.clone(),
+                dialect.clone(),
+                sorter.clone(),
+            );
+            async move {
+                let data: Bytes = storage.get(&file.name).await?;
+                tokio::task::spawn_blocking(move || -> Result<(), ImportError> {
+                    let mut pairs: Vec<Kv> = Vec::new();
+                    let mut mapping: Option<(Option<Vec<String>>, Vec<usize>)> = None;
+                    let mut ordinal = 0u64;
+                    read_file(data, &file, &dialect, |columns, cells, line| {
+                        let where_ = format!("{}:{line}", file.name);
+                        let cached = mapping
+                            .as_ref()
+                            .is_some_and(|(c, _)| c.as_deref() == columns);
+                        if !cached {
+                            mapping = Some((
+                                columns.map(<[String]>::to_vec),
+                                plan.mapping(columns, &where_)?,
+                            ));
+                        }
+                        let map = mapping
+                            .as_ref()
+                            .map(|(_, m)| m.as_slice())
+                            .unwrap_or_default();
+                        ordinal += 1;
+                        pairs.push(plan.pair(cells, map, index as u32, line, ordinal, &where_)?);
+                        if pairs.len() >= 65_536 {
+                            let batch = std::mem::take(&mut pairs);
+                            sorter
+                                .lock()
+                                .map_err(|_| ImportError::Worker("sorter poisoned".into()))?
+                                .add(batch)?;
+                        }
+                        Ok(())
+                    })?;
+                    sorter
+                        .lock()
+                        .map_err(|_| ImportError::Worker("sorter poisoned".into()))?
+                        .add(pairs)?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| ImportError::Worker(e.to_string()))?
+            }
+        })
+        .buffer_unordered(threads);
+    while let Some(result) = parsed.next().await {
+        result?;
+    }
+    drop(parsed);
+    let sorter = Arc::try_unwrap(sorter)
+        .map_err(|_| ImportError::Worker("sorter still shared".into()))?
+        .into_inner()
+        .map_err(|_| ImportError::Worker("sorter poisoned".into()))?;
+    let runs = sorter.runs();
+
+    let spec = LoadSpec {
+        table: table.name.clone(),
+        columns: plan.columns.clone(),
+        charset: "utf8mb4".to_owned(),
+        replace: config.on_duplicate == OnDuplicate::Replace,
+    };
+    let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
+    let policy = config.on_duplicate;
+    let (plan2, spec2, files) = (
+        plan.clone(),
+        spec.clone(),
+        table
+            .files
+            .iter()
+            .map(|f| f.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    let table_name = table.name.plain();
+    let producer = tokio::task::spawn_blocking(move || {
+        produce(sorter, &plan2, &spec2, policy, &files, &table_name, tx)
+    });
+    let rx = Arc::new(Mutex::new(rx));
+    let mut loaders = tokio::task::JoinSet::new();
+    for _ in 0..threads {
+        let (rx, spec, endpoint) = (rx.clone(), spec.clone(), config.target.clone());
+        loaders.spawn(async move {
+            let mut conn = endpoint.connect().await?;
+            prepare_session(&mut conn, &endpoint).await?;
+            let mut loaded = 0u64;
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some((data, _rows)) = next else { break };
+                loaded += load_batch(&mut conn, &endpoint, &spec, data).await?;
+            }
+            Ok::<u64, ImportError>(loaded)
+        });
+    }
+    let mut loaded = 0u64;
+    let mut load_error = None;
+    while let Some(joined) = loaders.join_next().await {
+        match joined.map_err(|e| ImportError::Worker(e.to_string())) {
+            Ok(Ok(n)) => loaded += n,
+            Ok(Err(e)) | Err(e) => {
+                load_error.get_or_insert(e);
+                rx.lock().await.close();
+            }
+        }
+    }
+    let produced = producer
+        .await
+        .map_err(|e| ImportError::Worker(e.to_string()))??;
+    if let Some(e) = load_error {
+        return Err(e);
+    }
+    if loaded != produced.rows && policy != OnDuplicate::Replace {
+        return Err(ImportError::Verification {
+            table: table.name.plain(),
+            reason: format!(
+                "{} rows were sent but the target took {loaded}: keys equal under the table's collation \
+                 (e.g. 'a' and 'A') are duplicates there; use --on-duplicate replace or ignore",
+                produced.rows
+            ),
+        });
+    }
+    Ok(TableOutcome {
+        rows: produced.rows,
+        duplicates_dropped: produced.dropped,
+        runs,
+    })
+}
+
+struct Produced {
+    rows: u64,
+    dropped: u64,
+}
+
+/// Merges the sorted pairs, resolves duplicates, and sends encoded batches to the loaders.
+fn produce(
+    sorter: Sorter,
+    plan: &RowPlan,
+    spec: &LoadSpec,
+    policy: OnDuplicate,
+    files: &[String],
+    table: &str,
+    tx: mpsc::Sender<(Vec<u8>, u64)>,
+) -> Result<Produced, ImportError> {
+    let columns = plan.columns.len();
+    let mut out = Produced {
+        rows: 0,
+        dropped: 0,
+    };
+    let mut buf = Vec::with_capacity(BATCH_BYTES + (1 << 20));
+    let mut rows_in_buf = 0u64;
+    let mut examples = Vec::new();
+    let mut pending: Option<Kv> = None;
+    let origin = |value: &[u8]| {
+        decode_value(value, columns)
+            .map(|(_, f, l)| {
+                format!(
+                    "{}:{l}",
+                    files.get(f as usize).map(String::as_str).unwrap_or("?")
+                )
+            })
+            .unwrap_or_default()
+    };
+    let key_text = |value: &[u8]| {
+        decode_value(value, columns)
+            .map(|(cells, _, _)| {
+                plan.key
+                    .iter()
+                    .map(|&k| {
+                        format!(
+                            "{}={}",
+                            plan.columns[k].name,
+                            String::from_utf8_lossy(cells[k].unwrap_or(b"NULL"))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    let emit = |kv: Kv, buf: &mut Vec<u8>, rows_in_buf: &mut u64| -> Result<(), ImportError> {
+        let (cells, _, _) = decode_value(&kv.1, columns)
+            .ok_or_else(|| ImportError::Worker("corrupt sort record".into()))?;
+        spec.encode_row(buf, &cells);
+        *rows_in_buf += 1;
+        if buf.len() >= BATCH_BYTES {
+            let batch = std::mem::replace(buf, Vec::with_capacity(BATCH_BYTES + (1 << 20)));
+            tx.blocking_send((batch, *rows_in_buf))
+                .map_err(|_| ImportError::Worker("the loaders stopped".into()))?;
+            *rows_in_buf = 0;
+        }
+        Ok(())
+    };
+    let keyed = !plan.key.is_empty();
+    for kv in sorter.finish()? {
+        let kv = kv?;
+        match &pending {
+            Some(p) if keyed && p.0 == kv.0 => {
+                out.dropped += 1;
+                match policy {
+                    OnDuplicate::Error => {
+                        examples.push(format!(
+                            "{} at {} and {}",
+                            key_text(&p.1),
+                            origin(&p.1),
+                            origin(&kv.1)
+                        ));
+                        if examples.len() >= 5 {
+                            break;
+                        }
+                    }
+                    OnDuplicate::Replace => pending = Some(kv),
+                    OnDuplicate::Ignore => {}
+                }
+            }
+            _ => {
+                if let Some(p) = pending.replace(kv) {
+                    out.rows += 1;
+                    emit(p, &mut buf, &mut rows_in_buf)?;
+                }
+            }
+        }
+    }
+    if !examples.is_empty() {
+        return Err(ImportError::Duplicates {
+            table: table.to_owned(),
+            examples,
+        });
+    }
+    if let Some(p) = pending {
+        out.rows += 1;
+        emit(p, &mut buf, &mut rows_in_buf)?;
+    }
+    if rows_in_buf > 0 {
+        tx.blocking_send((buf, rows_in_buf))
+            .map_err(|_| ImportError::Worker("the loaders stopped".into()))?;
+    }
+    Ok(out)
+}
+
+/// After the load: the target's row count equals what was sent, and for Sluice dumps the rows
+/// and order-independent fingerprint read back from the target equal the dump's.
+async fn verify(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    table: &TableSource,
+    info: &TableInfo,
+    outcome: &TableOutcome,
+) -> Result<(), ImportError> {
+    let fail = |reason: String| ImportError::Verification {
+        table: table.name.plain(),
+        reason,
+    };
+    let count = target::row_count(conn, endpoint, &table.name).await?;
+    if count != outcome.rows {
+        return Err(fail(format!(
+            "the target holds {count} rows, {} were loaded",
+            outcome.rows
+        )));
+    }
+    if let Some(expected) = table.expected_rows
+        && outcome.duplicates_dropped == 0
+        && expected != count
+    {
+        return Err(fail(format!(
+            "the dump recorded {expected} rows, the target holds {count}"
+        )));
+    }
+    let Some(parts) = &table.expected_fingerprint else {
+        return Ok(());
+    };
+    if outcome.duplicates_dropped > 0 {
+        return Ok(());
+    }
+    let mut expected = 0u64;
+    for hex in parts {
+        expected = expected.wrapping_add(
+            u64::from_str_radix(hex, 16)
+                .map_err(|_| fail(format!("bad fingerprint `{hex}` in the metadata")))?,
+        );
+    }
+    let mut got = RowFingerprint::default();
+    let mut result = conn
+        .query_iter(format!("SELECT {} FROM {}", info.select_list(), table.name))
+        .await
+        .map_err(|e| endpoint.error(format!("read back {}", table.name.plain()), e))?;
+    while let Some(row) = result
+        .next()
+        .await
+        .map_err(|e| endpoint.error(format!("read back {}", table.name.plain()), e))?
+    {
+        let c = cells(&row);
+        got.add_row(c.iter().map(|v| v.as_deref()));
+    }
+    if got.hex() != format!("{expected:016x}") {
+        return Err(fail(format!(
+            "the rows' fingerprint is {}, the dump recorded {expected:016x}",
+            got.hex()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! What a dump folder holds: its layout (Sluice, Dumpling or mydumper), databases, tables,
+//! schema files and data files, found from `metadata.json` or from the file names.
+//!
+//! Names are Dumpling's (`{db}-schema-create.sql`, `{db}.{table}-schema.sql`,
+//! `{db}.{table}.{n}.{sql|csv|parquet}[.gz|.zst]`); mydumper uses the same schema names and
+//! `{db}.{table}.{n}.sql` or `{db}.{table}.sql` for data. A data file is matched to its table by
+//! the longest `{db}.{table}` prefix that has a schema file, so dots in names do not confuse it.
+//! Every name is checked to stay inside the input (no `..`, no absolute paths).
+
+use std::collections::BTreeMap;
+
+use sluice_core::layout::{Compression, CsvDialect, DataFormat, DumpMetadata, METADATA_FILE};
+use sluice_core::{Storage, TableName};
+
+use crate::ImportError;
+
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub name: String,
+    pub format: DataFormat,
+    pub compression: Compression,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSource {
+    pub name: TableName,
+    pub schema_file: String,
+    pub files: Vec<DataFile>,
+    /// Rows and fingerprint the dump recorded (Sluice dumps only).
+    pub expected_rows: Option<u64>,
+    pub expected_fingerprint: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DumpSource {
+    /// `sluice`, `dumpling` or `mydumper`.
+    pub layout: &'static str,
+    pub database_schemas: BTreeMap<String, Option<String>>,
+    pub tables: Vec<TableSource>,
+    pub csv: CsvDialect,
+    pub metadata: Option<DumpMetadata>,
+}
+
+fn safe_name(name: &str) -> Result<(), ImportError> {
+    if name.starts_with('/') || name.split('/').any(|p| p == "..") || name.contains('\\') {
+        return Err(ImportError::Input(format!(
+            "`{name}` points outside the input folder; refused"
+        )));
+    }
+    Ok(())
+}
+
+/// `x.sql.gz` → (`x`, Sql, Gzip); `None` for names that are not data files.
+fn split_data_name(name: &str) -> Option<(&str, DataFormat, Compression)> {
+    let (stem, compression) = if let Some(s) = name.strip_suffix(".gz") {
+        (s, Compression::Gzip)
+    } else if let Some(s) = name.strip_suffix(".zst") {
+        (s, Compression::Zstd)
+    } else {
+        (name, Compression::None)
+    };
+    let (stem, format) = if let Some(s) = stem.strip_suffix(".sql") {
+        (s, DataFormat::Sql)
+    } else if let Some(s) = stem.strip_suffix(".csv") {
+        (s, DataFormat::Csv)
+    } else if let Some(s) = stem.strip_suffix(".parquet") {
+        (s, DataFormat::Parquet)
+    } else {
+        return None;
+    };
+    Some((stem, format, compression))
+}
+
+/// Reads the layout of the dump at `storage`.
+pub async fn discover(storage: &Storage) -> Result<DumpSource, ImportError> {
+    let objects = storage.list("").await?;
+    if objects.is_empty() {
+        return Err(ImportError::Input(format!(
+            "{} holds no files",
+            storage.url()
+        )));
+    }
+    if let Some(bytes) = storage.get_if_exists(METADATA_FILE).await? {
+        let meta: DumpMetadata = serde_json::from_slice(&bytes).map_err(|e| {
+            ImportError::Input(format!(
+                "{}/{METADATA_FILE}: not a Sluice metadata document: {e}",
+                storage.url()
+            ))
+        })?;
+        if meta.version > DumpMetadata::VERSION {
+            return Err(ImportError::Input(format!(
+                "{METADATA_FILE} has version {}; this Sluice reads up to {}",
+                meta.version,
+                DumpMetadata::VERSION
+            )));
+        }
+        return from_metadata(meta);
+    }
+    if objects
+        .iter()
+        .any(|o| split_data_name(&o.name).is_some_and(|(s, _, _)| s.ends_with(".000000000")))
+        && !objects.iter().any(|o| o.name == "metadata")
+    {
+        return Err(ImportError::Input(format!(
+            "{} has data files but no {METADATA_FILE} or metadata: the dump is incomplete",
+            storage.url()
+        )));
+    }
+    from_names(objects.into_iter().map(|o| o.name).collect())
+}
+
+fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
+    let mut database_schemas = BTreeMap::new();
+    let mut tables = Vec::new();
+    for t in &meta.tables {
+        safe_name(&t.schema_file)?;
+        database_schemas.insert(
+            t.database.clone(),
+            Some(sluice_core::layout::database_schema_file(&t.database)),
+        );
+        let mut files = Vec::new();
+        for c in &t.chunks {
+            safe_name(&c.file)?;
+            let (_, format, compression) = split_data_name(&c.file).ok_or_else(|| {
+                ImportError::Input(format!(
+                    "{METADATA_FILE}: `{}` is not a data file name",
+                    c.file
+                ))
+            })?;
+            files.push(DataFile {
+                name: c.file.clone(),
+                format,
+                compression,
+            });
+        }
+        tables.push(TableSource {
+            name: TableName::new(&t.database, &t.table),
+            schema_file: t.schema_file.clone(),
+            files,
+            expected_rows: Some(t.rows),
+            expected_fingerprint: Some(t.chunks.iter().map(|c| c.fingerprint.clone()).collect()),
+        });
+    }
+    Ok(DumpSource {
+        layout: "sluice",
+        database_schemas,
+        tables,
+        csv: meta.csv.clone().unwrap_or_default(),
+        metadata: Some(meta),
+    })
+}
+
+fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
+    let mut database_schemas = BTreeMap::new();
+    let mut tables: BTreeMap<String, TableSource> = BTreeMap::new();
+    for name in &names {
+        safe_name(name)?;
+        if let Some(db) = name.strip_suffix("-schema-create.sql") {
+            database_schemas.insert(db.to_owned(), Some(name.clone()));
+        } else if let Some(qualified) = name.strip_suffix("-schema.sql") {
+            let Some((db, table)) = qualified.split_once('.') else {
+                continue;
+            };
+            database_schemas.entry(db.to_owned()).or_insert(None);
+            tables.insert(
+                qualified.to_owned(),
+                TableSource {
+                    name: TableName::new(db, table),
+                    schema_file: name.clone(),
+                    files: Vec::new(),
+                    expected_rows: None,
+                    expected_fingerprint: None,
+                },
+            );
+        }
+    }
+    for name in &names {
+        if name.contains("-schema") {
+            continue;
+        }
+        let Some((stem, format, compression)) = split_data_name(name) else {
+            continue;
+        };
+        // The longest `db.table` with a schema file that this name starts with.
+        let owner = tables
+            .keys()
+            .filter(|q| {
+                stem == q.as_str()
+                    || stem
+                        .strip_prefix(q.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .max_by_key(|q| q.len())
+            .cloned();
+        match owner {
+            Some(q) => {
+                if let Some(t) = tables.get_mut(&q) {
+                    t.files.push(DataFile {
+                        name: name.clone(),
+                        format,
+                        compression,
+                    });
+                }
+            }
+            None => tracing::warn!(file = %name, "a data file without a schema file: skipped"),
+        }
+    }
+    let layout = if names.iter().any(|n| n == "metadata")
+        && names
+            .iter()
+            .any(|n| n.ends_with(".00000.sql") || n.ends_with(".00000.sql.gz"))
+    {
+        "mydumper"
+    } else {
+        "dumpling"
+    };
+    for t in tables.values_mut() {
+        t.files.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(DumpSource {
+        layout,
+        database_schemas,
+        tables: tables.into_values().collect(),
+        csv: CsvDialect {
+            header: true,
+            ..CsvDialect::default()
+        },
+        metadata: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_tables_by_longest_prefix() {
+        let names = [
+            "shop-schema-create.sql",
+            "shop.t-schema.sql",
+            "shop.t.x-schema.sql",
+            "shop.t.000000000.sql",
+            "shop.t.x.000000001.csv.zst",
+            "shop.t.sql.gz",
+            "metadata",
+        ];
+        let src = from_names(names.iter().map(|s| s.to_string()).collect()).unwrap();
+        let files = |t: &str| -> Vec<String> {
+            src.tables
+                .iter()
+                .find(|x| x.name.table == t)
+                .unwrap()
+                .files
+                .iter()
+                .map(|f| f.name.clone())
+                .collect()
+        };
+        assert_eq!(files("t"), ["shop.t.000000000.sql", "shop.t.sql.gz"]);
+        assert_eq!(files("t.x"), ["shop.t.x.000000001.csv.zst"]);
+    }
+
+    #[test]
+    fn path_traversal_is_refused() {
+        assert!(from_names(vec!["../etc/passwd.sql".into()]).is_err());
+        assert!(safe_name("/abs.sql").is_err());
+        assert!(safe_name("a/../../b").is_err());
+    }
+}

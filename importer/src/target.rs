@@ -1,0 +1,181 @@
+//! Preparing the target: databases and tables from the dump's schema files, checks that an
+//! existing table can take the data, and secondary indexes deferred until after the load.
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sluice_core::{
+    Endpoint, Storage, TableFilter, TableInfo, TableName, quote_ident, select_tables,
+};
+
+use crate::ImportError;
+use crate::sql_reader::SqlReader;
+
+/// The statements of a schema file.
+async fn statements(storage: &Storage, name: &str) -> Result<Vec<String>, ImportError> {
+    let bytes = storage.get(name).await?;
+    let mut reader = SqlReader::new(&bytes[..], name);
+    let mut out = Vec::new();
+    while let Some(s) = reader.next_statement()? {
+        out.push(
+            String::from_utf8(s.text)
+                .map_err(|_| ImportError::Input(format!("{name}: not UTF-8")))?,
+        );
+    }
+    Ok(out)
+}
+
+pub async fn database_exists(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    db: &str,
+) -> Result<bool, ImportError> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (db,),
+        )
+        .await
+        .map_err(|e| endpoint.error("look up a database", e))?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
+/// Creates a database from its schema file (or plainly) unless it exists.
+pub async fn ensure_database(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    storage: &Storage,
+    db: &str,
+    file: Option<&str>,
+) -> Result<(), ImportError> {
+    if database_exists(conn, endpoint, db).await? {
+        return Ok(());
+    }
+    let sql = match file {
+        Some(f) => statements(storage, f)
+            .await?
+            .into_iter()
+            .find(|s| s.to_ascii_uppercase().starts_with("CREATE DATABASE")),
+        None => None,
+    };
+    let sql = sql.unwrap_or_else(|| format!("CREATE DATABASE {}", quote_ident(db)));
+    conn.query_drop(&sql)
+        .await
+        .map_err(|e| ImportError::from(endpoint.error(format!("create database {db}"), e)))
+}
+
+/// The target's view of one table, if it exists.
+pub async fn lookup(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    name: &TableName,
+) -> Result<Option<TableInfo>, ImportError> {
+    let filter = TableFilter::new(&[format!("{}.{}", name.database, name.table)])?;
+    let selection = select_tables(conn, endpoint, &filter).await?;
+    Ok(selection.tables.into_iter().find(|t| &t.name == name))
+}
+
+pub async fn row_count(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    name: &TableName,
+) -> Result<u64, ImportError> {
+    let n: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {name}"))
+        .await
+        .map_err(|e| endpoint.error(format!("count rows of {}", name.plain()), e))?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Creates a table from its schema file. With `defer_indexes`, secondary indexes are left out
+/// and returned as `ALTER TABLE … ADD …` clauses to run after the data.
+pub async fn create_table(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    storage: &Storage,
+    name: &TableName,
+    schema_file: &str,
+    defer_indexes: bool,
+) -> Result<Vec<String>, ImportError> {
+    let all = statements(storage, schema_file).await?;
+    conn.query_drop(format!("USE {}", quote_ident(&name.database)))
+        .await
+        .map_err(|e| endpoint.error(format!("USE {}", name.database), e))?;
+    let mut deferred = Vec::new();
+    let mut created = false;
+    for s in all {
+        let upper = s.to_ascii_uppercase();
+        let s = if upper.starts_with("CREATE TABLE") && defer_indexes {
+            let (table_sql, removed) = strip_secondary_indexes(&s);
+            deferred = removed;
+            table_sql
+        } else {
+            s
+        };
+        if upper.starts_with("CREATE TABLE") {
+            created = true;
+        } else if !upper.starts_with("SET ") {
+            continue; // views, triggers and the like are not this table's schema
+        }
+        conn.query_drop(&s).await.map_err(|e| {
+            ImportError::from(endpoint.error(
+                format!("create table {} from {schema_file}", name.plain()),
+                e,
+            ))
+        })?;
+    }
+    if !created {
+        return Err(ImportError::Input(format!(
+            "{schema_file}: no CREATE TABLE statement"
+        )));
+    }
+    Ok(deferred)
+}
+
+/// Removes `KEY`/`INDEX`/`UNIQUE KEY`/`FULLTEXT`/`SPATIAL` lines from a `SHOW CREATE TABLE`
+/// text; returns the new text and the removed definitions.
+pub fn strip_secondary_indexes(create: &str) -> (String, Vec<String>) {
+    let mut kept: Vec<String> = Vec::new();
+    let mut removed = Vec::new();
+    for line in create.lines() {
+        let t = line.trim_start();
+        let is_index = [
+            "KEY ",
+            "INDEX ",
+            "UNIQUE KEY ",
+            "UNIQUE INDEX ",
+            "FULLTEXT ",
+            "SPATIAL ",
+        ]
+        .iter()
+        .any(|p| t.to_ascii_uppercase().starts_with(p));
+        if is_index {
+            removed.push(t.trim_end_matches(',').to_owned());
+        } else {
+            kept.push(line.to_owned());
+        }
+    }
+    // The definition before the closing parenthesis must not end in a comma.
+    if let Some(close) = kept.iter().position(|l| l.trim_start().starts_with(')')) {
+        if close > 0 {
+            let prev = kept[close - 1].trim_end().trim_end_matches(',').to_owned();
+            kept[close - 1] = prev;
+        }
+    }
+    (kept.join("\n"), removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secondary_indexes_are_split_off() {
+        let create = "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  KEY `k` (`k`),\n  UNIQUE KEY `u` (`k`,`id`)\n) ENGINE=InnoDB";
+        let (sql, removed) = strip_secondary_indexes(create);
+        assert_eq!(
+            sql,
+            "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
+        );
+        assert_eq!(removed, ["KEY `k` (`k`)", "UNIQUE KEY `u` (`k`,`id`)"]);
+    }
+}

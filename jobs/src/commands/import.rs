@@ -1,0 +1,127 @@
+//! `sluice import`: the importer's command line.
+
+use std::path::PathBuf;
+
+use sluice_core::{Endpoint, Secret, TableFilter};
+use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size};
+
+use crate::ExitCode;
+use crate::commands::until_interrupted;
+use crate::password::resolve_password;
+
+/// Bulk-import a dump (Sluice, Dumpling, mydumper) in primary-key order.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The dump: a path, file:///dir or s3://bucket/prefix.
+    #[arg(long, value_name = "URL")]
+    input: String,
+    /// Target server: mysql://user[:password]@host:port
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// Read the target password from this file (else SLUICE_TARGET_PASSWORD or the URL).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Files parsed at once and loader connections (default: number of cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Local folder for sorted runs that do not fit in memory.
+    #[arg(long, value_name = "DIR")]
+    sort_dir: Option<PathBuf>,
+    /// Memory for sorting before runs spill, e.g. 512MiB or 2GiB.
+    #[arg(long, default_value = "512MiB", value_name = "SIZE")]
+    sort_memory: String,
+    /// error, replace or ignore.
+    #[arg(long, default_value = "error")]
+    on_duplicate: OnDuplicate,
+    /// Create secondary indexes after the data.
+    #[arg(long)]
+    defer_indexes: bool,
+    /// Load into existing tables; create nothing.
+    #[arg(long)]
+    no_schema: bool,
+    /// Continue from the checkpoints of an earlier run (the default when they exist).
+    #[arg(long, conflicts_with = "restart")]
+    resume: bool,
+    /// Ignore earlier checkpoints and load everything again.
+    #[arg(long)]
+    restart: bool,
+    /// Tables to import: db.*, db.tbl, !db.tbl; * and ? glob. Repeatable.
+    #[arg(long = "filter", value_name = "PATTERN")]
+    filters: Vec<String>,
+    /// Print one JSON summary line at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ImportArgs {
+    fn into_config(self) -> Result<(ImportConfig, bool), String> {
+        let mut target: Endpoint = self.target.parse().map_err(|e| format!("--target: {e}"))?;
+        if let Some(p) = resolve_password(self.password_file.as_deref(), "SLUICE_TARGET_PASSWORD")?
+        {
+            target = target.with_password(Secret::new(p));
+        }
+        let mut config = ImportConfig::new(self.input, target);
+        if let Some(t) = self.threads {
+            config.threads = t.max(1);
+        }
+        if let Some(d) = self.sort_dir {
+            config.sort_dir = d;
+        }
+        config.sort_memory =
+            parse_size(&self.sort_memory).map_err(|e| format!("--sort-memory: {e}"))?;
+        config.on_duplicate = self.on_duplicate;
+        config.defer_indexes = self.defer_indexes;
+        config.no_schema = self.no_schema;
+        config.restart = self.restart;
+        config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        Ok((config, self.json))
+    }
+}
+
+pub async fn run(args: ImportArgs) -> ExitCode {
+    let (config, json) = match args.into_config() {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("sluice import: {message}");
+            return ExitCode::UsageOrInput;
+        }
+    };
+    let work = async {
+        let importer = Importer::build(config).await?;
+        importer.run().await
+    };
+    let result = tokio::select! {
+        r = work => r,
+        signal = until_interrupted() => {
+            eprintln!("sluice import: interrupted by {signal}; finished tables are checkpointed, run the same command to continue");
+            return ExitCode::Transient;
+        }
+    };
+    match result {
+        Ok(summary) => {
+            if json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                eprintln!(
+                    "sluice import: {} tables ({} done earlier), {} rows in {:.2} s from a {} dump; {} duplicates dropped, {} sort runs spilled",
+                    summary.tables,
+                    summary.tables_skipped,
+                    summary.rows,
+                    summary.seconds,
+                    summary.layout,
+                    summary.duplicates_dropped,
+                    summary.sort_runs_spilled
+                );
+            }
+            ExitCode::Success
+        }
+        Err(e) => {
+            eprintln!("sluice import: {e}");
+            match e {
+                sluice_importer::ImportError::Verification { .. } => ExitCode::Differences,
+                e if e.is_transient() => ExitCode::Transient,
+                _ => ExitCode::UsageOrInput,
+            }
+        }
+    }
+}
