@@ -196,21 +196,23 @@ fn arrow_cell(array: &dyn Array, row: usize) -> Result<Cell, String> {
     if array.is_null(row) {
         return Ok(Cell::Null);
     }
+    // Numbers are bare literals (a BIT column reads them as numbers), the rest text.
     let text = |s: String| Ok(Cell::Text(s.into_bytes()));
+    let number = |s: String| Ok(Cell::Bare(s.into_bytes()));
     match array.data_type() {
-        DataType::Int8 => text(array.as_primitive::<Int8Type>().value(row).to_string()),
-        DataType::Int16 => text(array.as_primitive::<Int16Type>().value(row).to_string()),
-        DataType::Int32 => text(array.as_primitive::<Int32Type>().value(row).to_string()),
-        DataType::Int64 => text(array.as_primitive::<Int64Type>().value(row).to_string()),
-        DataType::UInt8 => text(array.as_primitive::<UInt8Type>().value(row).to_string()),
-        DataType::UInt16 => text(array.as_primitive::<UInt16Type>().value(row).to_string()),
-        DataType::UInt32 => text(array.as_primitive::<UInt32Type>().value(row).to_string()),
-        DataType::UInt64 => text(array.as_primitive::<UInt64Type>().value(row).to_string()),
-        DataType::Float32 => text(array.as_primitive::<Float32Type>().value(row).to_string()),
-        DataType::Float64 => text(array.as_primitive::<Float64Type>().value(row).to_string()),
+        DataType::Int8 => number(array.as_primitive::<Int8Type>().value(row).to_string()),
+        DataType::Int16 => number(array.as_primitive::<Int16Type>().value(row).to_string()),
+        DataType::Int32 => number(array.as_primitive::<Int32Type>().value(row).to_string()),
+        DataType::Int64 => number(array.as_primitive::<Int64Type>().value(row).to_string()),
+        DataType::UInt8 => number(array.as_primitive::<UInt8Type>().value(row).to_string()),
+        DataType::UInt16 => number(array.as_primitive::<UInt16Type>().value(row).to_string()),
+        DataType::UInt32 => number(array.as_primitive::<UInt32Type>().value(row).to_string()),
+        DataType::UInt64 => number(array.as_primitive::<UInt64Type>().value(row).to_string()),
+        DataType::Float32 => number(array.as_primitive::<Float32Type>().value(row).to_string()),
+        DataType::Float64 => number(array.as_primitive::<Float64Type>().value(row).to_string()),
         DataType::Decimal128(_, scale) => {
             let v = array.as_primitive::<Decimal128Type>().value(row);
-            text(decimal_text(v, *scale))
+            number(decimal_text(v, *scale))
         }
         DataType::Date32 => text(date_text(i64::from(
             array.as_primitive::<Date32Type>().value(row),

@@ -12,6 +12,7 @@
 pub mod dumps;
 pub mod harness;
 pub mod tools;
+pub mod types_table;
 
 pub use harness::mariadb::{MariaDb, Role, source, target};
 pub use harness::moto::{S3Endpoint, s3};

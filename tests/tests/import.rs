@@ -1,0 +1,434 @@
+//! `sluice import` against real servers: every type round-trips through each dump format, a
+//! mydumper dump loads, duplicates follow each policy with file and line, a small sort budget
+//! spills and stays right, and an import killed with SIGKILL at several points finishes
+//! exactly when run again.
+
+#![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use sluice_tests::tools::{all_rows, checksum_table, mariadb_client};
+use sluice_tests::types_table::seed_types_table;
+use sluice_tests::{source, target, unique_name};
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+        .args(args)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn dump(db: &str, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "dump",
+        "--source",
+        &*Box::leak(source().url().into_boxed_str()),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let filter = format!("{db}.*");
+    args.extend(["--filter", &filter, "--threads", "2"]);
+    args.extend(extra);
+    let o = sluice(&args);
+    assert!(
+        o.status.success(),
+        "dump failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn import(input: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["import", "--input", input.to_str().unwrap(), "--target"];
+    let url = target().url();
+    args.push(&url);
+    args.extend(["--threads", "2", "--json"]);
+    args.extend(extra);
+    sluice(&args)
+}
+
+async fn assert_same_table(db: &str, table: &str, key: &str) {
+    let name = format!("`{db}`.`{table}`");
+    let mut s = source().conn().await;
+    let mut t = target().conn().await;
+    let (a, b) = (
+        all_rows(&mut s, &name, key).await,
+        all_rows(&mut t, &name, key).await,
+    );
+    assert_eq!(a.len(), b.len(), "{name}: row counts differ");
+    assert!(a == b, "{name}: rows differ");
+    assert_eq!(
+        checksum_table(&mut s, &name).await,
+        checksum_table(&mut t, &name).await,
+        "{name}: CHECKSUM TABLE differs"
+    );
+}
+
+async fn types_round_trip(extra: &[&str]) {
+    let db = seed_types_table("import_types").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), extra);
+    let out = import(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_table(&db, "t", "id").await;
+}
+
+#[tokio::test]
+async fn every_type_round_trips_through_a_sql_dump() {
+    types_round_trip(&[]).await;
+}
+
+#[tokio::test]
+async fn every_type_round_trips_through_a_zstd_csv_dump() {
+    types_round_trip(&["--format", "csv", "--compress", "zstd", "--csv-header"]).await;
+}
+
+#[tokio::test]
+async fn parquet_dump_round_trips() {
+    let db = unique_name("import_parquet");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE p (id BIGINT UNSIGNED PRIMARY KEY, d DECIMAL(30,10), f FLOAT, dt DATETIME(6), dd DATE, tm TIME(3),
+                             ts TIMESTAMP(6) NULL, b VARBINARY(10), s VARCHAR(20), bits BIT(12), big DECIMAL(50,5));
+             INSERT INTO p VALUES (18446744073709551615, -12345678901234567890.0123456789, 1.2345678, '1000-01-01 00:00:00.000001',
+                                   '9999-12-31', '-838:59:59.999', '2038-01-19 03:14:07.999999', 0x00FF, 'é\\'', b'101010101010',
+                                   123456789012345678901234567890123456789012345.12345),
+                                  (1, 0, 0, '2000-01-01', '2000-01-01', '00:00:00', NULL, '', '', 0, 0),
+                                  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(
+        &db,
+        dir.path(),
+        &["--format", "parquet", "--compress", "zstd"],
+    );
+    let out = import(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_table(&db, "p", "id").await;
+}
+
+#[tokio::test]
+async fn a_mydumper_dump_imports() {
+    let db = unique_name("import_mydumper");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(40), b BLOB, bits BIT(9));
+             INSERT INTO a SELECT seq, MD5(seq), UNHEX(MD5(seq)), seq % 512 FROM seq_1_to_30000;
+             CREATE TABLE k (x VARCHAR(10), y INT, PRIMARY KEY (x, y));
+             INSERT INTO k SELECT CONCAT('k', seq % 13), seq FROM seq_1_to_2000;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("mydumper")
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &source().port.to_string(),
+            "--user",
+            "root",
+            "--database",
+            &db,
+        ])
+        .args(["--threads", "2", "--rows", "10000", "--outputdir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("mydumper is installed by ci/setup.sh");
+    assert!(status.success());
+    let out = import(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["layout"], "mydumper");
+    assert_same_table(&db, "a", "id").await;
+    assert_same_table(&db, "k", "x, y").await;
+}
+
+/// A hand-made Dumpling-layout folder whose two files share keys 2 and 3.
+fn duplicate_folder(db: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join(format!("{db}-schema-create.sql")),
+        format!("CREATE DATABASE `{db}`;"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join(format!("{db}.d-schema.sql")),
+        "CREATE TABLE `d` (id INT PRIMARY KEY, v VARCHAR(10));",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join(format!("{db}.d.000000000.sql")),
+        "INSERT INTO `d` VALUES\n(1,'a'),\n(2,'first'),\n(3,'first');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join(format!("{db}.d.000000001.sql")),
+        "INSERT INTO `d` VALUES\n(3,'last'),\n(2,'last'),\n(4,'d');\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("metadata"), "Started dump at: 2026-01-01 00:00:00\n").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn duplicates_follow_each_policy_and_errors_name_files_and_lines() {
+    let db = unique_name("import_dups");
+    let dir = duplicate_folder(&db);
+    let out = import(dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "id=2 at {db}.d.000000000.sql:3 and {db}.d.000000001.sql:3"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "id=3 at {db}.d.000000000.sql:4 and {db}.d.000000001.sql:2"
+        )),
+        "{err}"
+    );
+
+    for (policy, expected) in [("replace", "last"), ("ignore", "first")] {
+        let out = import(dir.path(), &["--on-duplicate", policy, "--restart"]);
+        assert!(
+            out.status.success(),
+            "{policy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut t = target().conn().await;
+        let rows: Vec<(i32, String)> = t
+            .query(format!("SELECT id, v FROM `{db}`.d ORDER BY id"))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 4, "{policy}");
+        assert_eq!(rows[1].1, expected, "{policy}");
+        assert_eq!(rows[2].1, expected, "{policy}");
+        t.query_drop(format!("DROP TABLE `{db}`.d")).await.unwrap();
+    }
+}
+
+async fn seed_big(db: &str, rows: u64) {
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(40), k INT, KEY (k));
+             INSERT INTO big SELECT (seq * 7919) % {rows} + 1, MD5(seq), seq % 100 FROM seq_1_to_{rows};
+             CREATE TABLE small (id INT PRIMARY KEY);
+             INSERT INTO small SELECT seq FROM seq_1_to_10;"
+        )
+        .as_bytes(),
+    );
+}
+
+#[tokio::test]
+async fn a_small_sort_budget_spills_runs_and_deferred_indexes_arrive() {
+    let db = unique_name("import_spill");
+    seed_big(&db, 200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &["--chunk-rows", "20000"]);
+    let sort_dir = tempfile::tempdir().unwrap();
+    let out = import(
+        dir.path(),
+        &[
+            "--sort-memory",
+            "4MiB",
+            "--sort-dir",
+            sort_dir.path().to_str().unwrap(),
+            "--defer-indexes",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        summary["sort_runs_spilled"].as_u64().unwrap() >= 2,
+        "{summary}"
+    );
+    assert_same_table(&db, "big", "id").await;
+    let mut t = target().conn().await;
+    let keys: Vec<String> = t
+        .exec("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'big'", (&db,))
+        .await
+        .unwrap();
+    assert!(
+        keys.iter().any(|k| k == "k"),
+        "the deferred index is missing: {keys:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(sort_dir.path()).unwrap().count(),
+        0,
+        "sort runs were left behind"
+    );
+}
+
+#[tokio::test]
+async fn killed_imports_finish_exactly_when_run_again() {
+    let db = unique_name("import_kill");
+    seed_big(&db, 300_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &["--chunk-rows", "30000"]);
+    for delay_ms in [300u64, 900, 1800] {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+            .args([
+                "import",
+                "--input",
+                dir.path().to_str().unwrap(),
+                "--target",
+                &target().url(),
+                "--threads",
+                "2",
+            ])
+            .env("SLUICE_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = child.wait_with_output();
+    }
+    let out = import(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_table(&db, "big", "id").await;
+    assert_same_table(&db, "small", "id").await;
+}
+
+#[tokio::test]
+async fn bad_inputs_are_one_line_errors() {
+    // Malformed SQL: the file and line are named.
+    let db = unique_name("import_bad");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join(format!("{db}.t-schema.sql")),
+        "CREATE TABLE `t` (id INT PRIMARY KEY);",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join(format!("{db}.t.000000000.sql")),
+        "INSERT INTO `t` VALUES\n(1),\n(2, NOW());\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("metadata"), "").unwrap();
+    let out = import(p, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{db}.t.000000000.sql:")) && err.contains("literal"),
+        "{err}"
+    );
+
+    // A truncated Sluice dump file: gzip cut in the middle.
+    let src_db = unique_name("import_trunc");
+    seed_big(&src_db, 20_000).await;
+    let dump_dir = tempfile::tempdir().unwrap();
+    dump(&src_db, dump_dir.path(), &["--compress", "gzip"]);
+    let victim = std::fs::read_dir(dump_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".sql.gz") && p.to_string_lossy().contains(".big."))
+        .unwrap();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let out = import(dump_dir.path(), &[]);
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Path traversal in metadata.json is refused.
+    let evil = tempfile::tempdir().unwrap();
+    let meta = serde_json::json!({
+        "version": 1, "tool": "sluice", "source": {"endpoint": "x", "flavor": "MariaDB", "version": "10"},
+        "consistency": "flush", "snapshot": null, "started_at": "x", "finished_at": "x", "format": "sql",
+        "compression": "none", "csv": null, "time_zone": "+00:00",
+        "tables": [{"database": "d", "table": "t", "schema_file": "../../etc/passwd", "columns": [], "primary_key": [],
+                    "rows": 0, "bytes": 0, "chunks": []}]
+    });
+    std::fs::write(evil.path().join("metadata.json"), meta.to_string()).unwrap();
+    let out = import(evil.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("outside the input"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A target table that already holds other data is refused.
+    let exists = unique_name("import_exists");
+    mariadb_client(target(), None, format!("CREATE DATABASE `{exists}`; CREATE TABLE `{exists}`.t (id INT PRIMARY KEY); INSERT INTO `{exists}`.t VALUES (9);").as_bytes());
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir2.path().join(format!("{exists}.t-schema.sql")),
+        "CREATE TABLE `t` (id INT PRIMARY KEY);",
+    )
+    .unwrap();
+    std::fs::write(
+        dir2.path().join(format!("{exists}.t.000000000.sql")),
+        "INSERT INTO `t` VALUES (1);",
+    )
+    .unwrap();
+    std::fs::write(dir2.path().join("metadata"), "").unwrap();
+    let out = import(dir2.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An unreachable target.
+    let out = sluice(&[
+        "import",
+        "--input",
+        dump_dir.path().to_str().unwrap(),
+        "--target",
+        "mysql://root@127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+}
