@@ -23,8 +23,8 @@ impl Cell {
     /// The cell's bytes as the loader writes them for a column of `kind`, `None` for NULL:
     /// binary columns get their raw bytes (the loader hex-encodes them), BIT columns a number,
     /// everything else the text.
-    pub fn for_load(&self, kind: ColumnKind) -> Option<Vec<u8>> {
-        match (self, kind) {
+    pub fn into_load(self, kind: ColumnKind) -> Option<Vec<u8>> {
+        match (&self, kind) {
             (Cell::Null, _) => None,
             (Cell::Bytes(b) | Cell::Text(b), ColumnKind::Bit) => {
                 Some(bit_value(b).to_string().into_bytes())
@@ -32,7 +32,7 @@ impl Cell {
             (Cell::Field(b), ColumnKind::Bit)
                 if !b.is_empty() && b.iter().all(u8::is_ascii_digit) =>
             {
-                Some(b.clone())
+                self.into_bytes()
             }
             (Cell::Field(b), ColumnKind::Bit) => Some(bit_value(b).to_string().into_bytes()),
             (Cell::Bytes(b), ColumnKind::Integer | ColumnKind::Decimal | ColumnKind::Float) => {
@@ -40,7 +40,14 @@ impl Cell {
             }
             (Cell::Bare(v), _) if v.eq_ignore_ascii_case(b"TRUE") => Some(b"1".to_vec()),
             (Cell::Bare(v), _) if v.eq_ignore_ascii_case(b"FALSE") => Some(b"0".to_vec()),
-            (Cell::Text(v) | Cell::Field(v) | Cell::Bare(v) | Cell::Bytes(v), _) => Some(v.clone()),
+            _ => self.into_bytes(),
+        }
+    }
+
+    fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Cell::Null => None,
+            Cell::Text(v) | Cell::Field(v) | Cell::Bare(v) | Cell::Bytes(v) => Some(v),
         }
     }
 }
@@ -52,25 +59,25 @@ mod tests {
     #[test]
     fn bit_columns_read_each_spelling() {
         assert_eq!(
-            Cell::Bare(b"341".to_vec()).for_load(ColumnKind::Bit),
+            Cell::Bare(b"341".to_vec()).into_load(ColumnKind::Bit),
             Some(b"341".to_vec())
         );
         assert_eq!(
-            Cell::Text(vec![1, b'U']).for_load(ColumnKind::Bit),
+            Cell::Text(vec![1, b'U']).into_load(ColumnKind::Bit),
             Some(b"341".to_vec())
         );
         assert_eq!(
-            Cell::Bytes(vec![1, 0x55]).for_load(ColumnKind::Bit),
+            Cell::Bytes(vec![1, 0x55]).into_load(ColumnKind::Bit),
             Some(b"341".to_vec())
         );
         assert_eq!(
-            Cell::Field(b"341".to_vec()).for_load(ColumnKind::Bit),
+            Cell::Field(b"341".to_vec()).into_load(ColumnKind::Bit),
             Some(b"341".to_vec())
         );
         assert_eq!(
-            Cell::Field(vec![1, b'U']).for_load(ColumnKind::Bit),
+            Cell::Field(vec![1, b'U']).into_load(ColumnKind::Bit),
             Some(b"341".to_vec())
         );
-        assert_eq!(Cell::Null.for_load(ColumnKind::Text), None);
+        assert_eq!(Cell::Null.into_load(ColumnKind::Text), None);
     }
 }

@@ -109,6 +109,14 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let mut out = Vec::new();
         loop {
+            // Copy the plain run up to the next backslash or quote at once.
+            let rest = &self.s[self.pos.min(self.s.len())..];
+            let run = rest
+                .iter()
+                .position(|&c| c == q || c == b'\\')
+                .unwrap_or(rest.len());
+            out.extend_from_slice(&rest[..run]);
+            self.pos += run;
             let Some(&c) = self.s.get(self.pos) else {
                 return self.fail("a closing quote");
             };

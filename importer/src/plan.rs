@@ -99,10 +99,20 @@ impl RowPlan {
                 mapping.len()
             )));
         }
-        let mut canon: Vec<Option<Vec<u8>>> = vec![None; self.columns.len()];
-        for (cell, &to) in cells.into_iter().zip(mapping) {
-            canon[to] = cell.for_load(self.columns[to].kind);
-        }
+        let identity = mapping.iter().enumerate().all(|(i, &to)| i == to);
+        let canon: Vec<Option<Vec<u8>>> = if identity {
+            cells
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| c.into_load(self.columns[i].kind))
+                .collect()
+        } else {
+            let mut canon = vec![None; self.columns.len()];
+            for (cell, &to) in cells.into_iter().zip(mapping) {
+                canon[to] = cell.into_load(self.columns[to].kind);
+            }
+            canon
+        };
         let mut key = Vec::with_capacity(24);
         if self.key.is_empty() {
             // A generated row id: file order is load order.

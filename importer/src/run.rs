@@ -108,78 +108,111 @@ impl Importer {
             sort_runs_spilled: 0,
             seconds: 0.0,
         };
-        let metadata_columns = |t: &TableSource| {
-            source.metadata.as_ref().and_then(|m| {
-                m.tables
-                    .iter()
-                    .find(|x| x.database == t.name.database && x.table == t.name.table)
-                    .map(|x| x.columns.clone())
-            })
-        };
-        for table in &source.tables {
-            let mut state = checkpoints.state(&mut conn, endpoint, &table.name).await?;
-            if state == Some(TableState::Done)
-                && target::lookup(&mut conn, endpoint, &table.name)
-                    .await?
-                    .is_none()
-            {
-                tracing::warn!(table = %table.name.plain(), "checkpointed as imported but gone from the target: importing again");
-                state = None;
+        drop(conn);
+        // Two tables at a time: one parses and sorts on the client while the other loads on
+        // the server, so neither side waits for the other.
+        let shared = Arc::new(Shared {
+            config,
+            storage,
+            source,
+            checkpoints,
+        });
+        let mut tables = futures::stream::iter(0..shared.source.tables.len())
+            .map(|i| import_one(shared.clone(), i))
+            .buffer_unordered(2);
+        while let Some(result) = tables.next().await {
+            match result? {
+                None => summary.tables_skipped += 1,
+                Some(outcome) => {
+                    summary.rows += outcome.rows;
+                    summary.duplicates_dropped += outcome.duplicates_dropped;
+                    summary.sort_runs_spilled += outcome.runs;
+                }
             }
-            if state == Some(TableState::Done) && !config.restart {
-                tracing::info!(table = %table.name.plain(), "already imported by an earlier run: skipped");
-                summary.tables_skipped += 1;
-                continue;
-            }
-            let deferred = prepare_table(&mut conn, &config, &storage, table, state).await?;
-            let info = target::lookup(&mut conn, endpoint, &table.name)
-                .await?
-                .ok_or_else(|| {
-                    ImportError::Target(format!(
-                        "{} does not exist on the target",
-                        table.name.plain()
-                    ))
-                })?;
-            checkpoints
-                .mark(&mut conn, endpoint, &table.name, TableState::Loading, 0)
-                .await?;
-            let plan = RowPlan::new(&info, metadata_columns(table).as_deref())?;
-            let outcome = import_table(&config, &storage, table, &plan, &source.csv).await?;
-            if !deferred.is_empty() {
-                let sql = format!(
-                    "ALTER TABLE {} {}",
-                    table.name,
-                    deferred
-                        .iter()
-                        .map(|d| format!("ADD {d}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                conn.query_drop(&sql).await.map_err(|e| {
-                    endpoint.error(
-                        format!("add the deferred indexes of {}", table.name.plain()),
-                        e,
-                    )
-                })?;
-            }
-            verify(&mut conn, endpoint, table, &info, &outcome).await?;
-            checkpoints
-                .mark(
-                    &mut conn,
-                    endpoint,
-                    &table.name,
-                    TableState::Done,
-                    outcome.rows,
-                )
-                .await?;
-            tracing::info!(table = %table.name.plain(), rows = outcome.rows, runs = outcome.runs, "table imported");
-            summary.rows += outcome.rows;
-            summary.duplicates_dropped += outcome.duplicates_dropped;
-            summary.sort_runs_spilled += outcome.runs;
         }
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }
+}
+
+/// What every table's import shares.
+struct Shared {
+    config: ImportConfig,
+    storage: Storage,
+    source: DumpSource,
+    checkpoints: Checkpoints,
+}
+
+/// Imports table `index` of the dump, on its own connection; `None` when an earlier run had
+/// finished it.
+async fn import_one(
+    shared: Arc<Shared>,
+    index: usize,
+) -> Result<Option<TableOutcome>, ImportError> {
+    let Shared {
+        config,
+        storage,
+        source,
+        checkpoints,
+    } = &*shared;
+    let table = &source.tables[index];
+    let endpoint = &config.target;
+    let mut conn = endpoint.connect().await?;
+    let mut state = checkpoints.state(&mut conn, endpoint, &table.name).await?;
+    if state == Some(TableState::Done)
+        && target::lookup(&mut conn, endpoint, &table.name)
+            .await?
+            .is_none()
+    {
+        tracing::warn!(table = %table.name.plain(), "checkpointed as imported but gone from the target: importing again");
+        state = None;
+    }
+    if state == Some(TableState::Done) && !config.restart {
+        tracing::info!(table = %table.name.plain(), "already imported by an earlier run: skipped");
+        return Ok(None);
+    }
+    let deferred = prepare_table(&mut conn, config, storage, table, state).await?;
+    let info = target::lookup(&mut conn, endpoint, &table.name)
+        .await?
+        .ok_or_else(|| {
+            ImportError::Target(format!(
+                "{} does not exist on the target",
+                table.name.plain()
+            ))
+        })?;
+    checkpoints
+        .mark(&mut conn, endpoint, &table.name, TableState::Loading, 0)
+        .await?;
+    let columns = source.metadata.as_ref().and_then(|m| {
+        m.tables
+            .iter()
+            .find(|x| x.database == table.name.database && x.table == table.name.table)
+            .map(|x| x.columns.clone())
+    });
+    let plan = RowPlan::new(&info, columns.as_deref())?;
+    let outcome = import_table(config, storage, table, &plan, &source.csv).await?;
+    if !deferred.is_empty() {
+        let adds: Vec<String> = deferred.iter().map(|d| format!("ADD {d}")).collect();
+        let sql = format!("ALTER TABLE {} {}", table.name, adds.join(", "));
+        conn.query_drop(&sql).await.map_err(|e| {
+            endpoint.error(
+                format!("add the deferred indexes of {}", table.name.plain()),
+                e,
+            )
+        })?;
+    }
+    verify(&mut conn, endpoint, table, &info, &outcome).await?;
+    checkpoints
+        .mark(
+            &mut conn,
+            endpoint,
+            &table.name,
+            TableState::Done,
+            outcome.rows,
+        )
+        .await?;
+    tracing::info!(table = %table.name.plain(), rows = outcome.rows, runs = outcome.runs, "table imported");
+    Ok(Some(outcome))
 }
 
 /// Creates the table, or checks the existing one; empties a table an earlier run left half
@@ -194,8 +227,8 @@ async fn prepare_table(
     let endpoint = &config.target;
     let existing = target::lookup(conn, endpoint, &table.name).await?;
     match (existing, state) {
-        (Some(_), Some(TableState::Loading)) => {
-            // Half loaded by a run that died: start the table over.
+        (Some(_), Some(_)) => {
+            // Half loaded by a run that died (or loaded before a --restart): start it over.
             conn.query_drop(format!("TRUNCATE TABLE {}", table.name))
                 .await
                 .map_err(|e| {
@@ -248,7 +281,8 @@ async fn import_table(
 ) -> Result<TableOutcome, ImportError> {
     let sorter = Arc::new(std::sync::Mutex::new(Sorter::new(
         &config.sort_dir,
-        config.sort_memory,
+        // Two tables sort at once (see `Importer::run`): each gets half the budget.
+        config.sort_memory / 2,
     )?));
     let plan = Arc::new(plan.clone());
     let threads = config.threads.max(1);

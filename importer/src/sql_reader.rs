@@ -123,6 +123,17 @@ impl<R: BufRead> SqlReader<R> {
             let b = line[i];
             let next = line.get(i + 1).copied();
             match self.state {
+                State::Quote(q) if !self.escaped && b != q && b != b'\\' => {
+                    // Inside a string most bytes are plain: copy the run up to the next quote or
+                    // backslash at once.
+                    let run = line[i..]
+                        .iter()
+                        .position(|&c| c == q || c == b'\\')
+                        .unwrap_or(line.len() - i);
+                    self.text.extend_from_slice(&line[i..i + run]);
+                    i += run;
+                    continue;
+                }
                 State::Quote(q) => {
                     self.text.push(b);
                     if self.escaped {

@@ -18,7 +18,10 @@ use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let reps = *args.first().unwrap_or(&3) as usize;
     let tables = *args.get(1).unwrap_or(&8);
     let table_size = *args.get(2).unwrap_or(&250_000);
@@ -30,53 +33,114 @@ fn main() {
     eprintln!("loading {tables} x {table_size} rows with sysbench …");
     mariadb_client(&src, None, b"CREATE DATABASE sbtest");
     let status = Command::new("sysbench")
-        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", &format!("--mysql-port={}", src.port)])
-        .args(["--mysql-user=root", "--mysql-password=", "--mysql-db=sbtest", &format!("--tables={tables}")])
-        .args([&format!("--table-size={table_size}"), "--threads=2", "oltp_read_write", "prepare"])
+        .args([
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            &format!("--mysql-port={}", src.port),
+        ])
+        .args([
+            "--mysql-user=root",
+            "--mysql-password=",
+            "--mysql-db=sbtest",
+            &format!("--tables={tables}"),
+        ])
+        .args([
+            &format!("--table-size={table_size}"),
+            "--threads=2",
+            "oltp_read_write",
+            "prepare",
+        ])
         .stdout(std::process::Stdio::null())
         .status();
-    assert!(status.is_ok_and(|s| s.success()), "sysbench prepare failed (see ci/setup.sh)");
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "sysbench prepare failed (see ci/setup.sh)"
+    );
 
     let work = tempfile::tempdir().expect("work folder");
     let (mydumper_dir, sluice_dir) = (work.path().join("mydumper"), work.path().join("sluice"));
     std::fs::create_dir_all(&mydumper_dir).expect("folder");
     measure({
         let mut c = Command::new("mydumper");
-        c.args(["--host", "127.0.0.1", "--port", &src.port.to_string(), "--user", "root", "--database", "sbtest"])
-            .args(["--threads", "2", "--rows", "50000", "--outputdir"])
-            .arg(&mydumper_dir);
+        c.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &src.port.to_string(),
+            "--user",
+            "root",
+            "--database",
+            "sbtest",
+        ])
+        .args(["--threads", "2", "--rows", "50000", "--outputdir"])
+        .arg(&mydumper_dir);
         c
     });
     measure({
         let mut c = Command::new(&sluice);
         c.args(["dump", "--source", &src.url(), "--output"])
             .arg(&sluice_dir)
-            .args(["--filter", "sbtest.*", "--threads", "2", "--chunk-rows", "50000"])
+            .args([
+                "--filter",
+                "sbtest.*",
+                "--threads",
+                "2",
+                "--chunk-rows",
+                "50000",
+            ])
             .env("SLUICE_LOG", "warn");
         c
     });
 
     let myloader = |dir: &Path| {
         let mut c = Command::new("myloader");
-        c.args(["--host", "127.0.0.1", "--port", &dst.port.to_string(), "--user", "root", "--threads", "2", "--directory"])
-            .arg(dir);
+        c.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &dst.port.to_string(),
+            "--user",
+            "root",
+            "--threads",
+            "2",
+            "--directory",
+        ])
+        .arg(dir);
         c
     };
     let ours = |dir: &Path| {
         let mut c = Command::new(&sluice);
         c.args(["import", "--input"])
             .arg(dir)
-            .args(["--target", &dst.url(), "--threads", "2", "--sort-memory", "1GiB"])
+            .args([
+                "--target",
+                &dst.url(),
+                "--threads",
+                "2",
+                "--sort-memory",
+                "1GiB",
+            ])
             .env("SLUICE_LOG", "warn");
         c
     };
-    let names = ["myloader --threads 2 (mydumper dump)", "sluice import --threads 2 (sluice dump)"];
+    let names = [
+        "myloader --threads 2 (mydumper dump)",
+        "sluice import --threads 2 (sluice dump)",
+    ];
     let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); 2];
     for rep in 0..=reps {
         for (i, name) in names.iter().enumerate() {
-            mariadb_client(&dst, None, b"DROP DATABASE IF EXISTS sbtest; DROP DATABASE IF EXISTS sluice_meta;");
+            mariadb_client(
+                &dst,
+                None,
+                b"DROP DATABASE IF EXISTS sbtest; DROP DATABASE IF EXISTS sluice_meta;",
+            );
             let before = cpu_seconds_of(dst.pid);
-            let cmd = if i == 0 { myloader(&mydumper_dir) } else { ours(&sluice_dir) };
+            let cmd = if i == 0 {
+                myloader(&mydumper_dir)
+            } else {
+                ours(&sluice_dir)
+            };
             let m = measure(cmd);
             let target_cpu = cpu_seconds_of(dst.pid) - before;
             if rep == 0 {
@@ -88,8 +152,12 @@ fn main() {
         }
     }
     let peer = spread(&results[0].iter().map(|r| r.0).collect::<Vec<_>>()).0;
-    println!("\n{rows} rows ({tables} x {table_size} sysbench), 2 threads, median of {reps} (min–max)\n");
-    println!("| tool | seconds | rows/s | vs myloader | peak RSS MiB | client CPU-s | TARGET CPU-s |");
+    println!(
+        "\n{rows} rows ({tables} x {table_size} sysbench), 2 threads, median of {reps} (min–max)\n"
+    );
+    println!(
+        "| tool | seconds | rows/s | vs myloader | peak RSS MiB | client CPU-s | TARGET CPU-s |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (i, name) in names.iter().enumerate() {
         let r = &results[i];
