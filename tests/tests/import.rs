@@ -432,3 +432,55 @@ async fn bad_inputs_are_one_line_errors() {
     ]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// A dump written to S3 imports from S3.
+#[tokio::test]
+async fn a_dump_in_s3_imports_from_s3() {
+    let db = unique_name("import_s3");
+    seed_big(&db, 30_000).await;
+    let prefix = unique_name("import_s3");
+    let url = sluice_tests::s3().url(&prefix);
+    let env = sluice_tests::s3().env();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"));
+        c.args(args).env("SLUICE_LOG", "warn");
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let filter = format!("{db}.*");
+    let out = run(&[
+        "dump",
+        "--source",
+        &source().url(),
+        "--output",
+        &url,
+        "--filter",
+        &filter,
+        "--compress",
+        "zstd",
+        "--chunk-rows",
+        "10000",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "import",
+        "--input",
+        &url,
+        "--target",
+        &target().url(),
+        "--threads",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_table(&db, "big", "id").await;
+}
