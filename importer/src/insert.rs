@@ -248,6 +248,17 @@ impl<'a> Parser<'a> {
                 Ok(Cell::Bare(text.to_vec()))
             }
             _ => {
+                if self.keyword("CONVERT") {
+                    // CONVERT('text' USING charset): the text, whose charset the column decides.
+                    self.expect(b'(')?;
+                    let inner = self.literal()?;
+                    if !self.keyword("USING") {
+                        return self.fail("USING in CONVERT()");
+                    }
+                    let _charset = self.identifier()?;
+                    self.expect(b')')?;
+                    return Ok(inner);
+                }
                 if self.keyword("NULL") {
                     Ok(Cell::Null)
                 } else if self.keyword("TRUE") {
@@ -352,7 +363,7 @@ mod tests {
     #[test]
     fn every_literal_kind() {
         let i = parse(
-            "INSERT INTO `db`.`t``x` (`a`,b) VALUES (1,-2.5e-3,'it\\'s ''q'' \\\\ \\0\\n\\Z\\%',\"dq\",NULL,0xABCD,X'0F',b'101',0b11,_binary 'raw',_utf8mb4'u',TRUE,'a' 'b'),()",
+            "INSERT INTO `db`.`t``x` (`a`,b) VALUES (1,-2.5e-3,'it\\'s ''q'' \\\\ \\0\\n\\Z\\%',\"dq\",NULL,0xABCD,X'0F',b'101',0b11,_binary 'raw',_utf8mb4'u',TRUE,'a' 'b',CONVERT('c' USING utf8mb4)),()",
         );
         assert_eq!(i.database.as_deref(), Some("db"));
         assert_eq!(i.table, "t`x");
@@ -373,6 +384,7 @@ mod tests {
                 Cell::Text(b"u".to_vec()),
                 Cell::Bare(b"TRUE".to_vec()),
                 Cell::Text(b"ab".to_vec()),
+                Cell::Text(b"c".to_vec()),
             ]
         );
         assert!(i.rows[1].is_empty());

@@ -107,13 +107,16 @@ pub async fn prepare_session(conn: &mut Conn, endpoint: &Endpoint) -> Result<(),
         .map_err(|e| ImportError::from(endpoint.error("set bulk-load session settings", e)))
 }
 
-/// Loads one batch of encoded rows; returns the rows the server took.
+/// Loads one batch of `rows` encoded rows; returns the rows the server took and, when it took
+/// fewer, the first warnings that say why (a duplicate under the collation, a value the target
+/// refuses).
 pub async fn load_batch(
     conn: &mut Conn,
     endpoint: &Endpoint,
     spec: &LoadSpec,
     data: Vec<u8>,
-) -> Result<u64, ImportError> {
+    rows: u64,
+) -> Result<(u64, Vec<String>), ImportError> {
     let bytes = Bytes::from(data);
     conn.set_infile_handler(async move {
         let stream: mysql_async::InfileData =
@@ -124,7 +127,19 @@ pub async fn load_batch(
     conn.query_drop(&sql)
         .await
         .map_err(|e| endpoint.error(format!("LOAD DATA into {}", spec.table.plain()), e))?;
-    Ok(conn.affected_rows())
+    let taken = conn.affected_rows();
+    let mut warnings = Vec::new();
+    if taken < rows && !spec.replace {
+        let shown: Vec<(String, u32, String)> = conn
+            .query("SHOW WARNINGS LIMIT 3")
+            .await
+            .map_err(|e| endpoint.error("SHOW WARNINGS", e))?;
+        warnings = shown
+            .into_iter()
+            .map(|(level, code, message)| format!("{level} {code}: {message}"))
+            .collect();
+    }
+    Ok((taken, warnings))
 }
 
 #[cfg(test)]

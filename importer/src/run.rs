@@ -376,19 +376,28 @@ async fn import_table(
             let mut conn = endpoint.connect().await?;
             prepare_session(&mut conn, &endpoint).await?;
             let mut loaded = 0u64;
+            let mut warnings = Vec::new();
             loop {
                 let next = rx.lock().await.recv().await;
-                let Some((data, _rows)) = next else { break };
-                loaded += load_batch(&mut conn, &endpoint, &spec, data).await?;
+                let Some((data, rows)) = next else { break };
+                let (taken, why) = load_batch(&mut conn, &endpoint, &spec, data, rows).await?;
+                loaded += taken;
+                if warnings.len() < 3 {
+                    warnings.extend(why);
+                }
             }
-            Ok::<u64, ImportError>(loaded)
+            Ok::<(u64, Vec<String>), ImportError>((loaded, warnings))
         });
     }
     let mut loaded = 0u64;
     let mut load_error = None;
+    let mut warnings: Vec<String> = Vec::new();
     while let Some(joined) = loaders.join_next().await {
         match joined.map_err(|e| ImportError::Worker(e.to_string())) {
-            Ok(Ok(n)) => loaded += n,
+            Ok(Ok((n, why))) => {
+                loaded += n;
+                warnings.extend(why);
+            }
             Ok(Err(e)) | Err(e) => {
                 load_error.get_or_insert(e);
                 rx.lock().await.close();
@@ -405,9 +414,14 @@ async fn import_table(
         return Err(ImportError::Verification {
             table: table.name.plain(),
             reason: format!(
-                "{} rows were sent but the target took {loaded}: keys equal under the table's collation \
-                 (e.g. 'a' and 'A') are duplicates there; use --on-duplicate replace or ignore",
-                produced.rows
+                "{} rows were sent but the target took {loaded} (keys equal under the table's collation, \
+                 such as 'a' and 'A', or values the target refuses); the target said: {}",
+                produced.rows,
+                if warnings.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    warnings.join("; ")
+                }
             ),
         });
     }
