@@ -99,14 +99,4 @@ impl Checkpoints {
         .await
         .map_err(|e| ImportError::from(endpoint.error("write a checkpoint", e)))
     }
-
-    /// Forgets this dump's checkpoints (`--restart`).
-    pub async fn forget(&self, conn: &mut Conn, endpoint: &Endpoint) -> Result<(), ImportError> {
-        conn.exec_drop(
-            format!("DELETE FROM {} WHERE dump_id = ?", self.table),
-            (&self.dump_id,),
-        )
-        .await
-        .map_err(|e| ImportError::from(endpoint.error("forget checkpoints", e)))
-    }
 }

@@ -53,6 +53,8 @@ pub struct ImportConfig {
     pub filter: TableFilter,
     /// The schema on the target that holds the checkpoints.
     pub meta_schema: String,
+    /// The CSV dialect of a Dumpling or mydumper folder (Sluice dumps carry their own).
+    pub csv: Option<sluice_core::layout::CsvDialect>,
 }
 
 impl ImportConfig {
@@ -71,6 +73,7 @@ impl ImportConfig {
             restart: false,
             filter: TableFilter::default(),
             meta_schema: "sluice_meta".to_owned(),
+            csv: None,
         }
     }
 }

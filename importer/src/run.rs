@@ -55,6 +55,11 @@ impl Importer {
         source
             .tables
             .retain(|t| config.filter.matches(&t.name.database, &t.name.table));
+        if let Some(dialect) = &config.csv
+            && source.metadata.is_none()
+        {
+            source.csv = dialect.clone();
+        }
         if source.tables.is_empty() {
             return Err(ImportError::Input(format!(
                 "no table of the dump at {} matches the filter {:?}",
@@ -87,9 +92,6 @@ impl Importer {
         let mut conn = endpoint.connect().await?;
         let checkpoints =
             Checkpoints::open(&mut conn, endpoint, &config.meta_schema, &dump_id).await?;
-        if config.restart {
-            checkpoints.forget(&mut conn, endpoint).await?;
-        }
         if !config.no_schema {
             for (db, file) in &source.database_schemas {
                 if source.tables.iter().any(|t| &t.name.database == db) {
@@ -167,7 +169,11 @@ async fn import_one(
         tracing::warn!(table = %table.name.plain(), "checkpointed as imported but gone from the target: importing again");
         state = None;
     }
-    if state == Some(TableState::Done) && !config.restart {
+    if config.restart && state.is_some() {
+        // --restart: a table an earlier run loaded (all or part) is emptied and loaded again.
+        state = Some(TableState::Loading);
+    }
+    if state == Some(TableState::Done) {
         tracing::info!(table = %table.name.plain(), "already imported by an earlier run: skipped");
         return Ok(None);
     }

@@ -52,19 +52,24 @@ fn safe_name(name: &str) -> Result<(), ImportError> {
 
 /// `x.sql.gz` → (`x`, Sql, Gzip); `None` for names that are not data files.
 fn split_data_name(name: &str) -> Option<(&str, DataFormat, Compression)> {
-    let (stem, compression) = if let Some(s) = name.strip_suffix(".gz") {
-        (s, Compression::Gzip)
-    } else if let Some(s) = name.strip_suffix(".zst") {
-        (s, Compression::Zstd)
+    // Extensions compare case-insensitively (`x.CSV` is CSV, as Lightning reads it).
+    let strip = |s: &'static str, from: &str| -> Option<usize> {
+        (from.len() >= s.len() && from[from.len() - s.len()..].eq_ignore_ascii_case(s))
+            .then(|| from.len() - s.len())
+    };
+    let (stem, compression) = if let Some(n) = strip(".gz", name) {
+        (&name[..n], Compression::Gzip)
+    } else if let Some(n) = strip(".zst", name) {
+        (&name[..n], Compression::Zstd)
     } else {
         (name, Compression::None)
     };
-    let (stem, format) = if let Some(s) = stem.strip_suffix(".sql") {
-        (s, DataFormat::Sql)
-    } else if let Some(s) = stem.strip_suffix(".csv") {
-        (s, DataFormat::Csv)
-    } else if let Some(s) = stem.strip_suffix(".parquet") {
-        (s, DataFormat::Parquet)
+    let (stem, format) = if let Some(n) = strip(".sql", stem) {
+        (&stem[..n], DataFormat::Sql)
+    } else if let Some(n) = strip(".csv", stem) {
+        (&stem[..n], DataFormat::Csv)
+    } else if let Some(n) = strip(".parquet", stem) {
+        (&stem[..n], DataFormat::Parquet)
     } else {
         return None;
     };

@@ -39,7 +39,9 @@ pub async fn database_exists(
     Ok(n.unwrap_or(0) > 0)
 }
 
-/// Creates a database from its schema file (or plainly) unless it exists.
+/// Creates a database from its schema file unless it exists. The name comes from the file name,
+/// as Lightning takes it: when the file's statement fails (another tool's dialect) or creates a
+/// differently spelled name, a plain `CREATE DATABASE` of the file's name follows.
 pub async fn ensure_database(
     conn: &mut Conn,
     endpoint: &Endpoint,
@@ -50,14 +52,22 @@ pub async fn ensure_database(
     if database_exists(conn, endpoint, db).await? {
         return Ok(());
     }
-    let sql = match file {
+    let from_file = match file {
         Some(f) => statements(storage, f)
             .await?
             .into_iter()
             .find(|s| s.to_ascii_uppercase().starts_with("CREATE DATABASE")),
         None => None,
     };
-    let sql = sql.unwrap_or_else(|| format!("CREATE DATABASE {}", quote_ident(db)));
+    if let Some(sql) = from_file {
+        if let Err(e) = conn.query_drop(&sql).await {
+            tracing::warn!(database = db, error = %e, "the schema file's CREATE DATABASE failed; creating the database plainly");
+        }
+        if database_exists(conn, endpoint, db).await? {
+            return Ok(());
+        }
+    }
+    let sql = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(db));
     conn.query_drop(&sql)
         .await
         .map_err(|e| ImportError::from(endpoint.error(format!("create database {db}"), e)))

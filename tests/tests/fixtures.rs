@@ -206,3 +206,81 @@ async fn json_is_refused_with_the_servers_reason(data: &std::path::Path) {
         "{err}"
     );
 }
+
+/// Runs `sluice import` on a fixture folder (relative to ../shared/fixtures/dumps).
+fn import_fixture(dir: &std::path::Path, extra: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+        .args([
+            "import",
+            "--input",
+            dir.to_str().unwrap(),
+            "--target",
+            &target().url(),
+            "--restart",
+        ])
+        .args(extra)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// lightning_csv: no header, backslash escapes, JSON, binary bytes, CRLF in quoted fields,
+/// `\N` NULLs, an upper-case `.CSV` extension, and a schema file that creates `CSV` for the
+/// folder's `csv`.
+#[tokio::test]
+async fn lightning_csv() {
+    let Some(dir) = fixtures() else { return };
+    target()
+        .conn()
+        .await
+        .query_drop("DROP DATABASE IF EXISTS csv")
+        .await
+        .unwrap();
+    import_fixture(
+        &dir.join("lightning/lightning_csv/data"),
+        &["--csv-header", "false"],
+    );
+    check(&[
+        (
+            "SELECT count(*), sum(PROCESSLIST_TIME), sum(THREAD_OS_ID), count(PROCESSLIST_STATE) FROM csv.threads",
+            "43\t322253\t303775702\t3",
+        ),
+        ("SELECT count(*) FROM csv.threads WHERE PROCESSLIST_TIME IS NOT NULL", "12"),
+        ("SELECT hex(t), j, hex(b) FROM csv.escapes WHERE i = 1", "5C\t{\"?\": []}\tFFFFFFFF"),
+        ("SELECT hex(t), j, hex(b) FROM csv.escapes WHERE i = 2", "22\t\"\\n\\n\\n\"\t0D0A0D0A"),
+        ("SELECT hex(t), j, hex(b) FROM csv.escapes WHERE i = 3", "0A\t[\",,,\"]\t5C2C5C2C"),
+        ("SELECT id FROM csv.empty_strings WHERE a = '\"'", "3"),
+        ("SELECT count(*) FROM csv.empty_strings WHERE b <> ''", "0"),
+    ])
+    .await;
+}
+
+/// lightning_column_permutation: a CSV header lists the columns in another order than the
+/// table; leading zeros stay.
+#[tokio::test]
+async fn lightning_column_permutation() {
+    let Some(dir) = fixtures() else { return };
+    target()
+        .conn()
+        .await
+        .query_drop("DROP DATABASE IF EXISTS perm")
+        .await
+        .unwrap();
+    import_fixture(
+        &dir.join("lightning/lightning_column_permutation/data"),
+        &[],
+    );
+    check(&[
+        ("SELECT count(*) FROM perm.test_perm", "5"),
+        (
+            "SELECT fund_seq_no, region_code, credit_code FROM perm.test_perm WHERE contract_no = '2020061000019011020164030597'",
+            "202006100001901102016403059520200627\t000002\t33",
+        ),
+    ])
+    .await;
+}

@@ -20,6 +20,10 @@ pub struct CsvDialect {
     pub null: String,
     /// Whether the first record names the columns.
     pub header: bool,
+    /// A backslash-style escape byte (`\n`, `\t`, `\0`, `\N` …), as MySQL's LOAD DATA and
+    /// Lightning's `backslash-escape` read it. Sluice writes none: RFC 4180 quoting suffices.
+    #[serde(default)]
+    pub escape: Option<u8>,
 }
 
 impl Default for CsvDialect {
@@ -29,6 +33,7 @@ impl Default for CsvDialect {
             quote: b'"',
             null: "\\N".to_owned(),
             header: false,
+            escape: None,
         }
     }
 }
@@ -121,6 +126,9 @@ impl<R: BufRead> CsvRecordReader<R> {
         let mut quoted = false; // the current field started with a quote
         let mut in_quotes = false; // inside the quotes right now
         let mut after_quote = false; // just saw a quote inside quotes (maybe doubled)
+        let mut escaping = false; // just saw the escape byte
+        let mut raw = Vec::new(); // an unquoted field as written, to compare with the NULL marker
+        let esc = self.dialect.escape;
         let mut any = false;
         let (d, q) = (self.dialect.delimiter, self.dialect.quote);
         let null = self.dialect.null.clone().into_bytes();
@@ -141,7 +149,7 @@ impl<R: BufRead> CsvRecordReader<R> {
                         "a quoted field is not closed before the end of the file",
                     ));
                 }
-                record.push(finish_field(&mut field, quoted, &null));
+                record.push(finish_field(&mut field, &mut raw, quoted, &null));
                 return Ok(Some(record));
             }
             let mut used = 0;
@@ -149,6 +157,19 @@ impl<R: BufRead> CsvRecordReader<R> {
             for &b in buf {
                 used += 1;
                 any = true;
+                if escaping {
+                    escaping = false;
+                    if b == b'\n' {
+                        self.line += 1;
+                    }
+                    field.push(unescape(b));
+                    raw.push(b);
+                    continue;
+                }
+                if in_quotes && !after_quote && esc == Some(b) {
+                    escaping = true;
+                    continue;
+                }
                 if in_quotes {
                     if after_quote {
                         after_quote = false;
@@ -169,14 +190,14 @@ impl<R: BufRead> CsvRecordReader<R> {
                     }
                 }
                 if b == d {
-                    record.push(finish_field(&mut field, quoted, &null));
+                    record.push(finish_field(&mut field, &mut raw, quoted, &null));
                     quoted = false;
                 } else if b == b'\n' {
                     self.line += 1;
                     if field.last() == Some(&b'\r') && !quoted {
                         field.pop();
                     }
-                    record.push(finish_field(&mut field, quoted, &null));
+                    record.push(finish_field(&mut field, &mut raw, quoted, &null));
                     done = true;
                     break;
                 } else if b == q && field.is_empty() && !quoted {
@@ -190,8 +211,12 @@ impl<R: BufRead> CsvRecordReader<R> {
                         format!("{}:{}", self.name, self.line),
                         "text after a closing quote",
                     ));
+                } else if esc == Some(b) {
+                    escaping = true;
+                    raw.push(b);
                 } else {
                     field.push(b);
+                    raw.push(b);
                 }
             }
             self.input.consume(used);
@@ -202,13 +227,33 @@ impl<R: BufRead> CsvRecordReader<R> {
     }
 }
 
-/// Ends a field: an unquoted NULL marker is NULL, anything else a value.
-fn finish_field(field: &mut Vec<u8>, quoted: bool, null: &[u8]) -> Option<Vec<u8>> {
+/// Ends a field: an unquoted NULL marker (as written, before unescaping) is NULL, anything
+/// else a value.
+fn finish_field(
+    field: &mut Vec<u8>,
+    raw: &mut Vec<u8>,
+    quoted: bool,
+    null: &[u8],
+) -> Option<Vec<u8>> {
     let value = std::mem::take(field);
-    if !quoted && value == null {
+    let written = std::mem::take(raw);
+    if !quoted && written == null {
         None
     } else {
         Some(value)
+    }
+}
+
+/// The byte an escape sequence stands for (MySQL's LOAD DATA set).
+fn unescape(b: u8) -> u8 {
+    match b {
+        b'0' => 0,
+        b'b' => 8,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'Z' => 0x1a,
+        other => other,
     }
 }
 
@@ -274,6 +319,27 @@ mod tests {
         assert!(err.contains("x.csv:2"), "{err}");
         let mut r = CsvRecordReader::new(&b"\"a\"b\n"[..], d, "y.csv");
         assert!(r.next_record().unwrap_err().to_string().contains("y.csv:1"));
+    }
+
+    #[test]
+    fn backslash_escapes_when_the_dialect_has_them() {
+        let d = CsvDialect {
+            escape: Some(b'\\'),
+            ..CsvDialect::default()
+        };
+        let text = b"1,\\N,\"a\\\"b\\nc\",x\\,y,\"\\N\"\n";
+        let mut r = CsvRecordReader::new(&text[..], d, "e.csv");
+        let rec = r.next_record().unwrap().unwrap();
+        assert_eq!(
+            rec,
+            vec![
+                Some(b"1".to_vec()),
+                None,
+                Some(b"a\"b\nc".to_vec()),
+                Some(b"x,y".to_vec()),
+                Some(b"N".to_vec())
+            ]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use sluice_core::layout::CsvDialect;
 use sluice_core::{Endpoint, Secret, TableFilter};
 use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size};
 
@@ -48,6 +49,19 @@ pub struct ImportArgs {
     /// Tables to import: db.*, db.tbl, !db.tbl; * and ? glob. Repeatable.
     #[arg(long = "filter", value_name = "PATTERN")]
     filters: Vec<String>,
+    /// CSV of a Dumpling or mydumper folder: field delimiter (one byte; `\t` for tab).
+    #[arg(long, value_name = "CHAR")]
+    csv_delimiter: Option<String>,
+    /// CSV: the unquoted marker for NULL.
+    #[arg(long, value_name = "TEXT")]
+    csv_null: Option<String>,
+    /// CSV: whether the first line names the columns (true, false).
+    #[arg(long, value_name = "BOOL")]
+    csv_header: Option<bool>,
+    /// CSV: backslash escapes (\n, \t, \0, \N) inside fields (true, the default for Dumpling and
+    /// mydumper folders as in Lightning, or false).
+    #[arg(long, value_name = "BOOL")]
+    csv_backslash_escape: Option<bool>,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
@@ -74,6 +88,35 @@ impl ImportArgs {
         config.no_schema = self.no_schema;
         config.restart = self.restart;
         config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        if self.csv_delimiter.is_some()
+            || self.csv_null.is_some()
+            || self.csv_header.is_some()
+            || self.csv_backslash_escape.is_some()
+        {
+            let mut dialect = CsvDialect {
+                header: true,
+                escape: Some(b'\\'),
+                ..CsvDialect::default()
+            };
+            if let Some(d) = &self.csv_delimiter {
+                dialect.delimiter = match d.as_bytes() {
+                    [b] => *b,
+                    b"\\t" => b'\t',
+                    _ => return Err(format!("--csv-delimiter `{d}`: must be one byte")),
+                };
+            }
+            if let Some(n) = self.csv_null {
+                dialect.null = n;
+            }
+            if let Some(h) = self.csv_header {
+                dialect.header = h;
+            }
+            if let Some(e) = self.csv_backslash_escape {
+                dialect.escape = e.then_some(b'\\');
+            }
+            dialect.validate().map_err(|e| format!("--csv-*: {e}"))?;
+            config.csv = Some(dialect);
+        }
         Ok((config, self.json))
     }
 }
