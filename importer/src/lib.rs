@@ -22,6 +22,7 @@ mod load;
 mod plan;
 mod read;
 mod run;
+mod script;
 mod sort;
 mod source;
 mod sql_reader;

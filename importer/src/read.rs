@@ -30,7 +30,7 @@ pub struct FileFacts {
     pub charset: Option<String>,
 }
 
-fn decompress(
+pub(crate) fn decompress(
     data: Bytes,
     compression: Compression,
     name: &str,

@@ -45,11 +45,49 @@ pub struct Importer {
     storage: Storage,
     source: DumpSource,
     dump_id: String,
+    /// Set when the input is one SQL file (a mysqldump dump): its name in `storage`.
+    script: Option<String>,
 }
 
 impl Importer {
     /// Reads the dump's layout, applies the filter, and checks that the target answers.
     pub async fn build(config: ImportConfig) -> Result<Importer, ImportError> {
+        let local = config
+            .input
+            .strip_prefix("file://")
+            .unwrap_or(&config.input);
+        let path = std::path::Path::new(local);
+        if path.is_file() {
+            // One SQL file: a mysqldump-style script, read from its folder.
+            let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
+                return Err(ImportError::Input(format!(
+                    "{}: not a file path",
+                    config.input
+                )));
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            let storage = Storage::open(&dir.to_string_lossy())?;
+            drop(config.target.connect().await?);
+            let source = DumpSource {
+                layout: "mysqldump",
+                database_schemas: Default::default(),
+                tables: Vec::new(),
+                csv: CsvDialect::default(),
+                metadata: None,
+            };
+            let script = Some(file.to_string_lossy().into_owned());
+            return Ok(Importer {
+                dump_id: config.input.clone(),
+                config,
+                storage,
+                source,
+                script,
+            });
+        }
         let storage = Storage::open(&config.input)?;
         let mut source = discover(&storage).await?;
         source
@@ -77,6 +115,7 @@ impl Importer {
             storage,
             source,
             dump_id,
+            script: None,
         })
     }
 
@@ -87,7 +126,11 @@ impl Importer {
             storage,
             source,
             dump_id,
+            script,
         } = self;
+        if let Some(file) = script {
+            return crate::script::run_script(&config, &storage, &file).await;
+        }
         let endpoint = &config.target;
         let mut conn = endpoint.connect().await?;
         let checkpoints =
@@ -271,10 +314,10 @@ async fn prepare_table(
     }
 }
 
-struct TableOutcome {
-    rows: u64,
-    duplicates_dropped: u64,
-    runs: usize,
+pub(crate) struct TableOutcome {
+    pub(crate) rows: u64,
+    pub(crate) duplicates_dropped: u64,
+    pub(crate) runs: usize,
 }
 
 /// Parses every file of a table into the sorter, then loads the merged, deduplicated stream.
@@ -351,28 +394,34 @@ async fn import_table(
         .map_err(|_| ImportError::Worker("sorter still shared".into()))?
         .into_inner()
         .map_err(|_| ImportError::Worker("sorter poisoned".into()))?;
+    let files: Vec<String> = table.files.iter().map(|f| f.name.clone()).collect();
+    load_sorted(config, &table.name, &plan, sorter, files).await
+}
+
+/// Loads a filled sorter's rows into the target in key order: the merge resolves duplicates,
+/// `threads` connections run LOAD DATA, and the target must take every row sent.
+pub(crate) async fn load_sorted(
+    config: &ImportConfig,
+    table_name: &sluice_core::TableName,
+    plan: &Arc<RowPlan>,
+    sorter: Sorter,
+    files: Vec<String>,
+) -> Result<TableOutcome, ImportError> {
+    let threads = config.threads.max(1);
     let runs = sorter.runs();
 
     let spec = LoadSpec {
-        table: table.name.clone(),
+        table: table_name.clone(),
         columns: plan.columns.clone(),
         charset: "utf8mb4".to_owned(),
         replace: config.on_duplicate == OnDuplicate::Replace,
     };
     let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
     let policy = config.on_duplicate;
-    let (plan2, spec2, files) = (
-        plan.clone(),
-        spec.clone(),
-        table
-            .files
-            .iter()
-            .map(|f| f.name.clone())
-            .collect::<Vec<_>>(),
-    );
-    let table_name = table.name.plain();
+    let (plan2, spec2) = (plan.clone(), spec.clone());
+    let plain_name = table_name.plain();
     let producer = tokio::task::spawn_blocking(move || {
-        produce(sorter, &plan2, &spec2, policy, &files, &table_name, tx)
+        produce(sorter, &plan2, &spec2, policy, &files, &plain_name, tx)
     });
     let rx = Arc::new(Mutex::new(rx));
     let mut loaders = tokio::task::JoinSet::new();
@@ -418,7 +467,7 @@ async fn import_table(
     }
     if loaded != produced.rows && policy != OnDuplicate::Replace {
         return Err(ImportError::Verification {
-            table: table.name.plain(),
+            table: table_name.plain(),
             reason: format!(
                 "{} rows were sent but the target took {loaded} (keys equal under the table's collation, \
                  such as 'a' and 'A', or values the target refuses); the target said: {}",

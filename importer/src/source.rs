@@ -41,7 +41,7 @@ pub struct DumpSource {
     pub metadata: Option<DumpMetadata>,
 }
 
-fn safe_name(name: &str) -> Result<(), ImportError> {
+pub(crate) fn safe_name(name: &str) -> Result<(), ImportError> {
     if name.starts_with('/') || name.split('/').any(|p| p == "..") || name.contains('\\') {
         return Err(ImportError::Input(format!(
             "`{name}` points outside the input folder; refused"
@@ -51,7 +51,7 @@ fn safe_name(name: &str) -> Result<(), ImportError> {
 }
 
 /// `x.sql.gz` → (`x`, Sql, Gzip); `None` for names that are not data files.
-fn split_data_name(name: &str) -> Option<(&str, DataFormat, Compression)> {
+pub(crate) fn split_data_name(name: &str) -> Option<(&str, DataFormat, Compression)> {
     // Extensions compare case-insensitively (`x.CSV` is CSV, as Lightning reads it).
     let strip = |s: &'static str, from: &str| -> Option<usize> {
         (from.len() >= s.len() && from[from.len() - s.len()..].eq_ignore_ascii_case(s))

@@ -484,3 +484,66 @@ async fn a_dump_in_s3_imports_from_s3() {
     );
     assert_same_table(&db, "big", "id").await;
 }
+
+/// A mariadb-dump single-file dump (with a trigger) imports; the trigger arrives after the data,
+/// so it does not fire on restored rows.
+#[tokio::test]
+async fn a_mysqldump_file_imports_and_its_triggers_do_not_fire_on_restored_rows() {
+    let db = unique_name("import_mysqldump");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(40), b BLOB);
+             CREATE TABLE audit (n INT AUTO_INCREMENT PRIMARY KEY, id INT);
+             INSERT INTO a SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_5000;
+             CREATE TRIGGER a_ins AFTER INSERT ON a FOR EACH ROW INSERT INTO audit (id) VALUES (NEW.id);"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.sql");
+    let out = Command::new("mariadb-dump")
+        .args([
+            "--no-defaults",
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--triggers",
+            "--databases",
+            &db,
+        ])
+        .arg(format!("-P{}", source().port))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&file, &out.stdout).unwrap();
+    let out = import(&file, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["layout"], "mysqldump");
+    assert_same_table(&db, "a", "id").await;
+    let mut t = target().conn().await;
+    let audit: u64 = t
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.audit"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(audit, 0, "the trigger fired on restored rows");
+    let triggers: u64 = t
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+            (&db,),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(triggers, 1, "the trigger was not created");
+}
