@@ -84,10 +84,28 @@ impl MariaDb {
 
     /// A new connection as root.
     pub async fn conn(&self) -> mysql_async::Conn {
-        self.endpoint()
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("connect to test {:?}: {e}", self.role))
+        match self.endpoint().connect().await {
+            Ok(conn) => conn,
+            Err(e) => panic!("connect to test {:?}: {e}\n{}", self.role, self.diagnosis()),
+        }
+    }
+
+    /// Whether the server still runs, and the end of its error log: for failure messages.
+    pub fn diagnosis(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "server pid {} {} ; last lines of {}:\n{}",
+            self.pid,
+            if is_alive(self.pid) {
+                "is running"
+            } else {
+                "is GONE"
+            },
+            self.dir.join("error.log").display(),
+            tail.join("\n")
+        )
     }
 
     /// The server's data folder (binlog files live here).
