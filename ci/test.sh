@@ -13,4 +13,4 @@ echo; echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo; echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -8,13 +8,14 @@
 //!   and the binlog position read then is the end of exactly those commits. The lock is
 //!   released right after: writers stall for milliseconds, not for the dump.
 //! * `lock`: the same with `LOCK TABLES … READ` on the dumped tables (for accounts without
-//!   RELOAD); commits to other tables may still run, which cannot change dumped rows.
+//!   RELOAD); commits to other tables may still run, which cannot change dumped rows, so the
+//!   workers' positions may differ by such commits and the latest one is recorded.
 //! * `snapshot`: no lock. MariaDB reports, per connection, the binlog position its snapshot
 //!   corresponds to (`Binlog_snapshot_file`/`_position`). Workers open snapshots together and
 //!   the dump only proceeds when all report the same position; otherwise they retry.
 //! * `none`: no transaction; the position is read before the first row and is not exact.
 //!
-//! In every locked mode the position is also read per worker on MariaDB and must agree, which
+//! Under the global lock the position is also read per worker on MariaDB and must agree, which
 //! checks the lock actually held. The GTID set is `BINLOG_GTID_POS(file, offset)`: measured on
 //! MariaDB 10.11, `@@gtid_binlog_pos` read inside a snapshot can already be ahead of it.
 
@@ -93,7 +94,14 @@ pub async fn open(
             let opened = begin_all(&mut workers, endpoint).await;
             let position = match opened {
                 Ok(()) if binlog_on => {
-                    locked_position(&mut coordinator, &mut workers, endpoint, info).await
+                    locked_position(
+                        &mut coordinator,
+                        &mut workers,
+                        endpoint,
+                        info,
+                        method.starts_with("lock"),
+                    )
+                    .await
                 }
                 Ok(()) => Ok(None),
                 Err(e) => Err(e),
@@ -240,20 +248,38 @@ async fn locked_position(
     workers: &mut [Conn],
     endpoint: &Endpoint,
     info: &ServerInfo,
+    tables_only: bool,
 ) -> Result<Option<SnapshotMeta>, DumpError> {
     if info.flavor == Flavor::MariaDb {
         let positions = worker_positions(workers, endpoint).await?;
-        let first = &positions[0];
-        if positions.iter().any(|p| p != first) {
-            return Err(DumpError::Snapshot {
-                endpoint: endpoint.address(),
-                reason: format!("workers saw different positions under the lock: {positions:?}"),
-            });
-        }
-        let gtid = mariadb_gtid_at(coordinator, endpoint, &first.0, first.1).await?;
+        let chosen = if tables_only {
+            // LOCK TABLES blocks only the dumped tables: commits to other tables go on while
+            // the snapshots open, so the workers may stand at different positions. Nothing
+            // between them touches a dumped table (it would wait for the lock), so every
+            // snapshot holds the same dumped rows; the latest position skips the most events
+            // that do not concern this dump.
+            positions.iter().max().cloned()
+        } else {
+            // Under a global commit block every snapshot must sit at one position; if not,
+            // the lock did not hold and the dump would not be consistent.
+            let first = &positions[0];
+            if positions.iter().any(|p| p != first) {
+                return Err(DumpError::Snapshot {
+                    endpoint: endpoint.address(),
+                    reason: format!(
+                        "workers saw different positions under the lock: {positions:?}"
+                    ),
+                });
+            }
+            Some(first.clone())
+        };
+        let Some((file, offset)) = chosen else {
+            return Ok(None);
+        };
+        let gtid = mariadb_gtid_at(coordinator, endpoint, &file, offset).await?;
         return Ok(Some(SnapshotMeta {
-            binlog_file: first.0.clone(),
-            binlog_offset: first.1,
+            binlog_file: file,
+            binlog_offset: offset,
             gtid_set: gtid,
         }));
     }
