@@ -53,6 +53,8 @@ pub struct ImportConfig {
     pub filter: TableFilter,
     /// The schema on the target that holds the checkpoints.
     pub meta_schema: String,
+    /// Raise the target's redo log settings for the import (see `import_mode.rs`).
+    pub import_mode: bool,
     /// The CSV dialect of a Dumpling or mydumper folder (Sluice dumps carry their own).
     pub csv: Option<sluice_core::layout::CsvDialect>,
 }
@@ -74,6 +76,7 @@ impl ImportConfig {
             filter: TableFilter::default(),
             meta_schema: "sluice_meta".to_owned(),
             csv: None,
+            import_mode: false,
         }
     }
 }

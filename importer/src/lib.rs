@@ -16,6 +16,7 @@ mod cell;
 mod checkpoint;
 mod config;
 mod error;
+mod import_mode;
 mod insert;
 mod kv;
 mod load;
@@ -30,4 +31,4 @@ mod target;
 
 pub use config::{ImportConfig, OnDuplicate, parse_size};
 pub use error::ImportError;
-pub use run::{ImportSummary, Importer};
+pub use run::{ImportSummary, Importer, restore_target_settings};

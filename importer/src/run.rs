@@ -22,7 +22,7 @@ use crate::plan::RowPlan;
 use crate::read::read_file;
 use crate::sort::{Kv, Sorter};
 use crate::source::{DumpSource, TableSource, discover};
-use crate::{ImportError, target};
+use crate::{ImportError, import_mode, target};
 
 /// Encoded rows sent to the server in one LOAD DATA statement.
 const BATCH_BYTES: usize = 16 << 20;
@@ -119,7 +119,26 @@ impl Importer {
         })
     }
 
+    /// Runs the import. Target settings an earlier import mode left behind (a crash) are
+    /// restored first; with `import_mode` the settings are raised for this run and restored
+    /// after it, whether it succeeds or fails.
     pub async fn run(self) -> Result<ImportSummary, ImportError> {
+        let endpoint = self.config.target.clone();
+        let schema = self.config.meta_schema.clone();
+        let mut conn = endpoint.connect().await?;
+        import_mode::restore(&mut conn, &endpoint, &schema).await?;
+        let entered =
+            self.config.import_mode && import_mode::enter(&mut conn, &endpoint, &schema).await?;
+        let result = self.run_inner().await;
+        if entered {
+            // A fresh connection: the first may have timed out during a long import.
+            let mut conn = endpoint.connect().await?;
+            import_mode::restore(&mut conn, &endpoint, &schema).await?;
+        }
+        result
+    }
+
+    async fn run_inner(self) -> Result<ImportSummary, ImportError> {
         let started = Instant::now();
         let Importer {
             config,
@@ -659,4 +678,14 @@ async fn verify(
         )));
     }
     Ok(())
+}
+
+/// Restores target settings an interrupted `--import-mode` run left changed
+/// (`sluice import --restore-target-settings`, and the CLI after Ctrl-C); returns how many.
+pub async fn restore_target_settings(
+    target: &sluice_core::Endpoint,
+    meta_schema: &str,
+) -> Result<usize, ImportError> {
+    let mut conn = target.connect().await?;
+    import_mode::restore(&mut conn, target, meta_schema).await
 }

@@ -547,3 +547,105 @@ async fn a_mysqldump_file_imports_and_its_triggers_do_not_fire_on_restored_rows(
         .unwrap();
     assert_eq!(triggers, 1, "the trigger was not created");
 }
+
+/// `--import-mode` raises the target's redo log settings for the import and restores them; a
+/// run killed with SIGKILL leaves them recorded, and `--restore-target-settings` puts them back.
+#[tokio::test]
+async fn import_mode_restores_target_settings_even_after_a_kill() {
+    // A private target: the test changes global settings.
+    let private = sluice_tests::MariaDb::start(sluice_tests::Role::Target);
+    let mut conn = private.conn().await;
+    conn.query_drop("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+        .await
+        .unwrap();
+    let original = redo_settings(&mut conn).await;
+    assert_eq!(original.0, 1);
+
+    let db = unique_name("import_mode");
+    seed_big(&db, 200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &["--chunk-rows", "20000"]);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+            .args(["import", "--target", &private.url(), "--threads", "2"])
+            .args(extra)
+            .env("SLUICE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--input", dir.path().to_str().unwrap(), "--import-mode"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        redo_settings(&mut conn).await,
+        original,
+        "settings not restored after the import"
+    );
+
+    // Kill a run while import mode is on.
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+        .args([
+            "import",
+            "--target",
+            &private.url(),
+            "--threads",
+            "2",
+            "--import-mode",
+            "--input",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("SLUICE_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while redo_settings(&mut conn).await.0 != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "import mode never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        redo_settings(&mut conn).await.0,
+        2,
+        "the kill should leave import mode on"
+    );
+    let recorded: u64 = conn
+        .query_first("SELECT COUNT(*) FROM sluice_meta.target_settings")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recorded, 2,
+        "the original settings must be recorded before they change"
+    );
+    let out = run(&["--restore-target-settings"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        redo_settings(&mut conn).await,
+        original,
+        "--restore-target-settings did not restore"
+    );
+}
+
+async fn redo_settings(conn: &mut mysql_async::Conn) -> (u64, u64) {
+    conn.query_first(
+        "SELECT @@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.innodb_log_file_size",
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use sluice_core::layout::CsvDialect;
 use sluice_core::{Endpoint, Secret, TableFilter};
-use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size};
+use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size, restore_target_settings};
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
@@ -13,9 +13,13 @@ use crate::password::resolve_password;
 /// Bulk-import a dump (Sluice, Dumpling, mydumper) in primary-key order.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// The dump: a path, file:///dir or s3://bucket/prefix.
-    #[arg(long, value_name = "URL")]
-    input: String,
+    /// The dump: a path, file:///dir, s3://bucket/prefix, or one .sql file (mysqldump).
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "restore_target_settings"
+    )]
+    input: Option<String>,
     /// Target server: mysql://user[:password]@host:port
     #[arg(long, value_name = "URL")]
     target: String,
@@ -62,6 +66,14 @@ pub struct ImportArgs {
     /// mydumper folders as in Lightning, or false).
     #[arg(long, value_name = "BOOL")]
     csv_backslash_escape: Option<bool>,
+    /// Raise the target's redo log settings during the import (innodb_flush_log_at_trx_commit=2,
+    /// innodb_log_file_size >= 2GiB) and restore them afterwards; needs the privilege to SET
+    /// GLOBAL (else a warning and a normal import).
+    #[arg(long)]
+    import_mode: bool,
+    /// Only restore target settings that an interrupted --import-mode run left changed.
+    #[arg(long)]
+    restore_target_settings: bool,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
@@ -74,7 +86,8 @@ impl ImportArgs {
         {
             target = target.with_password(Secret::new(p));
         }
-        let mut config = ImportConfig::new(self.input, target);
+        let mut config = ImportConfig::new(self.input.unwrap_or_default(), target);
+        config.import_mode = self.import_mode;
         if let Some(t) = self.threads {
             config.threads = t.max(1);
         }
@@ -122,6 +135,7 @@ impl ImportArgs {
 }
 
 pub async fn run(args: ImportArgs) -> ExitCode {
+    let restore_only = args.restore_target_settings;
     let (config, json) = match args.into_config() {
         Ok(c) => c,
         Err(message) => {
@@ -129,6 +143,23 @@ pub async fn run(args: ImportArgs) -> ExitCode {
             return ExitCode::UsageOrInput;
         }
     };
+    if restore_only {
+        return match restore_target_settings(&config.target, &config.meta_schema).await {
+            Ok(n) => {
+                eprintln!("sluice import: {n} target settings restored");
+                ExitCode::Success
+            }
+            Err(e) => {
+                eprintln!("sluice import: {e}");
+                if e.is_transient() {
+                    ExitCode::Transient
+                } else {
+                    ExitCode::UsageOrInput
+                }
+            }
+        };
+    }
+    let (target, meta_schema) = (config.target.clone(), config.meta_schema.clone());
     let work = async {
         let importer = Importer::build(config).await?;
         importer.run().await
@@ -136,6 +167,8 @@ pub async fn run(args: ImportArgs) -> ExitCode {
     let result = tokio::select! {
         r = work => r,
         signal = until_interrupted() => {
+            // Whatever --import-mode changed goes back now, not only at the next run.
+            let _ = restore_target_settings(&target, &meta_schema).await;
             eprintln!("sluice import: interrupted by {signal}; finished tables are checkpointed, run the same command to continue");
             return ExitCode::Transient;
         }
