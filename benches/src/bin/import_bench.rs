@@ -113,7 +113,7 @@ fn main() {
         .arg(dir);
         c
     };
-    let ours = |dir: &Path| {
+    let ours = |dir: &Path, import_mode: bool| {
         let mut c = Command::new(&sluice);
         c.args(["import", "--input"])
             .arg(dir)
@@ -126,13 +126,17 @@ fn main() {
                 "1GiB",
             ])
             .env("SLUICE_LOG", "warn");
+        if import_mode {
+            c.arg("--import-mode");
+        }
         c
     };
     let names = [
         "myloader --threads 2 (mydumper dump)",
         "sluice import --threads 2 (sluice dump)",
+        "sluice import --threads 2 --import-mode",
     ];
-    let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); 2];
+    let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); names.len()];
     for rep in 0..=reps {
         for (i, name) in names.iter().enumerate() {
             mariadb_client(
@@ -141,10 +145,10 @@ fn main() {
                 b"DROP DATABASE IF EXISTS sbtest; DROP DATABASE IF EXISTS sluice_meta;",
             );
             let before = cpu_seconds_of(dst.pid);
-            let cmd = if i == 0 {
-                myloader(&mydumper_dir)
-            } else {
-                ours(&sluice_dir)
+            let cmd = match i {
+                0 => myloader(&mydumper_dir),
+                1 => ours(&sluice_dir, false),
+                _ => ours(&sluice_dir, true),
             };
             let m = measure(cmd);
             let target_cpu = cpu_seconds_of(dst.pid) - before;
