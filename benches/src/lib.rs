@@ -131,3 +131,37 @@ pub fn spread(values: &[f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
+
+/// Creates `sbtest` on `server` and fills it with `sysbench oltp_read_write prepare`
+/// (`tables` × `table_size` rows, 2 threads), the data every benchmark here uses.
+pub fn sysbench_prepare(server: &sluice_tests::MariaDb, tables: u64, table_size: u64) {
+    eprintln!(
+        "loading {tables} x {table_size} rows with sysbench on port {} …",
+        server.port
+    );
+    sluice_tests::tools::mariadb_client(server, None, b"CREATE DATABASE sbtest");
+    let status = Command::new("sysbench")
+        .args([
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            &format!("--mysql-port={}", server.port),
+        ])
+        .args([
+            "--mysql-user=root",
+            "--mysql-password=",
+            "--mysql-db=sbtest",
+            &format!("--tables={tables}"),
+        ])
+        .args([
+            &format!("--table-size={table_size}"),
+            "--threads=2",
+            "oltp_read_write",
+            "prepare",
+        ])
+        .stdout(Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "sysbench prepare failed (is sysbench installed? see ci/setup.sh)"
+    );
+}

@@ -47,6 +47,8 @@ pub struct Importer {
     dump_id: String,
     /// Set when the input is one SQL file (a mysqldump dump): its name in `storage`.
     script: Option<String>,
+    /// Size of the input in storage (decides whether import mode resizes the redo log).
+    input_bytes: u64,
 }
 
 impl Importer {
@@ -80,12 +82,14 @@ impl Importer {
                 metadata: None,
             };
             let script = Some(file.to_string_lossy().into_owned());
+            let input_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             return Ok(Importer {
                 dump_id: config.input.clone(),
                 config,
                 storage,
                 source,
                 script,
+                input_bytes,
             });
         }
         let storage = Storage::open(&config.input)?;
@@ -110,12 +114,14 @@ impl Importer {
             Some(m) => format!("{} {}", m.started_at, config.input),
             None => config.input.clone(),
         };
+        let input_bytes = storage.list("").await?.iter().map(|o| o.size).sum();
         Ok(Importer {
             config,
             storage,
             source,
             dump_id,
             script: None,
+            input_bytes,
         })
     }
 
@@ -127,8 +133,9 @@ impl Importer {
         let schema = self.config.meta_schema.clone();
         let mut conn = endpoint.connect().await?;
         import_mode::restore(&mut conn, &endpoint, &schema).await?;
-        let entered =
-            self.config.import_mode && import_mode::enter(&mut conn, &endpoint, &schema).await?;
+        let resize_log = self.input_bytes >= import_mode::RESIZE_LOG_FROM_BYTES;
+        let entered = self.config.import_mode
+            && import_mode::enter(&mut conn, &endpoint, &schema, resize_log).await?;
         let result = self.run_inner().await;
         if entered {
             // A fresh connection: the first may have timed out during a long import.
@@ -146,6 +153,7 @@ impl Importer {
             source,
             dump_id,
             script,
+            ..
         } = self;
         if let Some(file) = script {
             return crate::script::run_script(&config, &storage, &file).await;

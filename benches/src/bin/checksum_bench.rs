@@ -13,7 +13,7 @@
 
 use std::process::Command;
 
-use sluice_benches::{cpu_seconds_of, measure_with, sibling_binary, spread};
+use sluice_benches::{cpu_seconds_of, measure_with, sibling_binary, spread, sysbench_prepare};
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
 
@@ -63,32 +63,7 @@ fn main() {
         )
         .as_bytes(),
     );
-    eprintln!("loading {tables} x {table_size} rows with sysbench; the replica follows …");
-    mariadb_client(&src, None, b"CREATE DATABASE sbtest");
-    let status = Command::new("sysbench")
-        .args([
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            &format!("--mysql-port={}", src.port),
-        ])
-        .args([
-            "--mysql-user=root",
-            "--mysql-password=",
-            "--mysql-db=sbtest",
-            &format!("--tables={tables}"),
-        ])
-        .args([
-            &format!("--table-size={table_size}"),
-            "--threads=2",
-            "oltp_read_write",
-            "prepare",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "sysbench prepare failed (see ci/setup.sh)"
-    );
+    sysbench_prepare(&src, tables, table_size);
     mariadb_client(
         &src,
         None,

@@ -13,7 +13,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluice_benches::{Measured, cpu_seconds_of, folder_bytes, measure, sibling_binary, spread};
+use sluice_benches::{
+    Measured, cpu_seconds_of, folder_bytes, measure, sibling_binary, spread, sysbench_prepare,
+};
 use sluice_tests::{MariaDb, Role};
 
 struct Case {
@@ -115,35 +117,7 @@ fn main() {
         url: server.url(),
         sluice: sibling_binary("sluice"),
     };
-    eprintln!(
-        "loading {tables} x {table_size} rows with sysbench on port {} …",
-        server.port
-    );
-    sluice_tests::tools::mariadb_client(&server, None, b"CREATE DATABASE sbtest");
-    let status = Command::new("sysbench")
-        .args([
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            &format!("--mysql-port={}", server.port),
-        ])
-        .args([
-            "--mysql-user=root",
-            "--mysql-password=",
-            "--mysql-db=sbtest",
-            &format!("--tables={tables}"),
-        ])
-        .args([
-            &format!("--table-size={table_size}"),
-            "--threads=2",
-            "oltp_read_write",
-            "prepare",
-        ])
-        .env("MYSQL_PWD", "")
-        .stdout(std::process::Stdio::null())
-        .status();
-    if !status.as_ref().is_ok_and(|s| s.success()) {
-        panic!("sysbench prepare failed: {status:?} (is sysbench installed? see ci/setup.sh)");
-    }
+    sysbench_prepare(&server, tables, table_size);
 
     let work = tempfile::tempdir().expect("work folder");
     let run = |case: &Case, rep: usize| -> (Measured, f64, u64) {

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluice_benches::{cpu_seconds_of, measure, sibling_binary, spread};
+use sluice_benches::{cpu_seconds_of, measure, sibling_binary, spread, sysbench_prepare};
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
 
@@ -35,32 +35,7 @@ fn main() {
         Role::Target,
         "innodb_buffer_pool_size=1G\ninnodb_flush_log_at_trx_commit=1\ninnodb_log_file_size=96M",
     );
-    eprintln!("loading {tables} x {table_size} rows with sysbench …");
-    mariadb_client(&src, None, b"CREATE DATABASE sbtest");
-    let status = Command::new("sysbench")
-        .args([
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            &format!("--mysql-port={}", src.port),
-        ])
-        .args([
-            "--mysql-user=root",
-            "--mysql-password=",
-            "--mysql-db=sbtest",
-            &format!("--tables={tables}"),
-        ])
-        .args([
-            &format!("--table-size={table_size}"),
-            "--threads=2",
-            "oltp_read_write",
-            "prepare",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "sysbench prepare failed (see ci/setup.sh)"
-    );
+    sysbench_prepare(&src, tables, table_size);
 
     let work = tempfile::tempdir().expect("work folder");
     let (mydumper_dir, sluice_dir) = (work.path().join("mydumper"), work.path().join("sluice"));
