@@ -53,6 +53,8 @@ pub struct ImportConfig {
     pub filter: TableFilter,
     /// The schema on the target that holds the checkpoints.
     pub meta_schema: String,
+    /// Who hears about progress (log lines by default; the CLI's bars on a terminal).
+    pub observer: std::sync::Arc<dyn crate::ImportObserver>,
     /// Raise the target's redo log settings for the import (see `import_mode.rs`).
     pub import_mode: bool,
     /// The CSV dialect of a Dumpling or mydumper folder (Sluice dumps carry their own).
@@ -77,6 +79,7 @@ impl ImportConfig {
             meta_schema: "sluice_meta".to_owned(),
             csv: None,
             import_mode: false,
+            observer: std::sync::Arc::new(crate::ImportLog::default()),
         }
     }
 }

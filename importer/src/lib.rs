@@ -20,6 +20,7 @@ mod import_mode;
 mod insert;
 mod kv;
 mod load;
+mod observer;
 mod plan;
 mod read;
 mod run;
@@ -31,4 +32,5 @@ mod target;
 
 pub use config::{ImportConfig, OnDuplicate, parse_size};
 pub use error::ImportError;
+pub use observer::{ImportLog, ImportObserver};
 pub use run::{ImportSummary, Importer, restore_target_settings};

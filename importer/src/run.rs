@@ -181,6 +181,12 @@ impl Importer {
             seconds: 0.0,
         };
         drop(conn);
+        let planned: Vec<(sluice_core::TableName, u64)> = source
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.expected_rows.unwrap_or(0)))
+            .collect();
+        config.observer.planned(&planned);
         // Two tables at a time: one parses and sorts on the client while the other loads on
         // the server, so neither side waits for the other.
         let shared = Arc::new(Shared {
@@ -202,6 +208,7 @@ impl Importer {
                 }
             }
         }
+        shared.config.observer.finished();
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }
@@ -245,6 +252,7 @@ async fn import_one(
     }
     if state == Some(TableState::Done) {
         tracing::info!(table = %table.name.plain(), "already imported by an earlier run: skipped");
+        config.observer.table_done(&table.name, 0);
         return Ok(None);
     }
     let deferred = prepare_table(&mut conn, config, storage, table, state).await?;
@@ -288,6 +296,7 @@ async fn import_one(
         )
         .await?;
     tracing::info!(table = %table.name.plain(), rows = outcome.rows, runs = outcome.runs, "table imported");
+    config.observer.table_done(&table.name, outcome.rows);
     Ok(Some(outcome))
 }
 
@@ -454,6 +463,7 @@ pub(crate) async fn load_sorted(
     let mut loaders = tokio::task::JoinSet::new();
     for _ in 0..threads {
         let (rx, spec, endpoint) = (rx.clone(), spec.clone(), config.target.clone());
+        let observer = config.observer.clone();
         loaders.spawn(async move {
             let mut conn = endpoint.connect().await?;
             prepare_session(&mut conn, &endpoint).await?;
@@ -463,6 +473,7 @@ pub(crate) async fn load_sorted(
                 let next = rx.lock().await.recv().await;
                 let Some((data, rows)) = next else { break };
                 let (taken, why) = load_batch(&mut conn, &endpoint, &spec, data, rows).await?;
+                observer.rows_loaded(&spec.table, taken);
                 loaded += taken;
                 if warnings.len() < 3 {
                     warnings.extend(why);

@@ -111,10 +111,12 @@ pub async fn run_script(
             });
         }
         tracing::info!(table = %name.plain(), rows = outcome.rows, "table imported");
+        config.observer.table_done(name, outcome.rows);
         summary.rows += outcome.rows;
         summary.duplicates_dropped += outcome.duplicates_dropped;
         summary.sort_runs_spilled += outcome.runs;
     }
+    config.observer.finished();
     for t in &triggers {
         conn.query_drop(t.as_str())
             .await

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sluice_core::TableName;
 use sluice_dumper::DumpObserver;
+use sluice_importer::ImportObserver;
 
+#[derive(Debug)]
 pub struct DumpBars {
     multi: MultiProgress,
     total: ProgressBar,
@@ -95,5 +97,63 @@ impl DumpObserver for DumpBars {
 
     fn finished(&self) {
         self.total.finish_and_clear();
+    }
+}
+
+/// One bar for an import: rows loaded (against the dump's row counts when it has them),
+/// tables done, rate and ETA.
+#[derive(Debug)]
+pub struct ImportBars {
+    bar: ProgressBar,
+    started: Instant,
+    tables: AtomicU64,
+    total_tables: AtomicU64,
+}
+
+impl ImportBars {
+    pub fn new() -> ImportBars {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(5));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} rows  {msg}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        ImportBars {
+            bar,
+            started: Instant::now(),
+            tables: AtomicU64::new(0),
+            total_tables: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ImportObserver for ImportBars {
+    fn planned(&self, tables: &[(TableName, u64)]) {
+        self.total_tables
+            .store(tables.len() as u64, Ordering::Relaxed);
+        self.bar.set_length(tables.iter().map(|(_, r)| r).sum());
+    }
+
+    fn rows_loaded(&self, _table: &TableName, rows: u64) {
+        self.bar.inc(rows);
+        if self.bar.position() > self.bar.length().unwrap_or(0) {
+            self.bar.set_length(self.bar.position());
+        }
+        let rate = self.bar.position() as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        self.bar.set_message(format!(
+            "{}/{} tables, {rate:.0} rows/s",
+            self.tables.load(Ordering::Relaxed),
+            self.total_tables.load(Ordering::Relaxed)
+        ));
+    }
+
+    fn table_done(&self, _table: &TableName, _rows: u64) {
+        self.tables.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        self.bar.finish_and_clear();
     }
 }

@@ -9,6 +9,8 @@ use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size, restore_t
 use crate::ExitCode;
 use crate::commands::until_interrupted;
 use crate::password::resolve_password;
+use crate::progress::ImportBars;
+use std::io::IsTerminal;
 
 /// Bulk-import a dump (Sluice, Dumpling, mydumper) in primary-key order.
 #[derive(Debug, clap::Args)]
@@ -158,6 +160,10 @@ pub async fn run(args: ImportArgs) -> ExitCode {
                 }
             }
         };
+    }
+    let mut config = config;
+    if !json && std::io::stderr().is_terminal() {
+        config.observer = std::sync::Arc::new(ImportBars::new());
     }
     let (target, meta_schema) = (config.target.clone(), config.meta_schema.clone());
     let work = async {
