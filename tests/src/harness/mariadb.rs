@@ -126,6 +126,10 @@ fn try_start(
         .tempdir()
         .map_err(|e| format!("temporary folder: {e}"))?
         .keep();
+    // Each server gets its own tmpdir: a starting mariadbd deletes every `#sql*` file in its
+    // tmpdir (crash clean-up), which in a shared /tmp pulls temporary tables out from under
+    // the servers already running there.
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
     let cnf = dir.join("my.cnf");
     std::fs::write(&cnf, config(role, port, &dir) + extra_options + "\n")
         .map_err(|e| format!("{}: {e}", cnf.display()))?;
@@ -200,7 +204,7 @@ fn config(role: Role, port: u16, dir: &Path) -> String {
     let user = if is_root() { "user=root\n" } else { "" };
     format!(
         "[mysqld]\n{user}datadir={d}/data\nport={port}\nbind-address=127.0.0.1\n\
-         socket={d}/mysqld.sock\npid-file={d}/mariadbd.pid\nlog-error={d}/error.log\n\
+         socket={d}/mysqld.sock\npid-file={d}/mariadbd.pid\nlog-error={d}/error.log\ntmpdir={d}/tmp\n\
          server_id={server_id}\nskip-name-resolve\nlocal_infile=1\nmax_allowed_packet=64M\n\
          innodb_buffer_pool_size=256M\ninnodb_log_file_size=128M\n\
          innodb_flush_log_at_trx_commit=2\nperformance_schema=OFF\n\
