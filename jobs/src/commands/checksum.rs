@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sluice_checksum::{Checker, ChecksumConfig, DifferenceKind, Report};
-use sluice_core::{Endpoint, Secret, TableFilter};
+use sluice_core::TableFilter;
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
-use crate::password::resolve_password;
+use crate::password::endpoint_arg;
 
 /// Compare source and target chunk by chunk and locate differing rows.
 #[derive(Debug, clap::Args)]
@@ -57,28 +57,15 @@ pub struct ChecksumArgs {
     json: bool,
 }
 
-fn endpoint(
-    url: &str,
-    flag: &str,
-    file: Option<&std::path::Path>,
-    env: &str,
-) -> Result<Endpoint, String> {
-    let mut e: Endpoint = url.parse().map_err(|e| format!("--{flag}: {e}"))?;
-    if let Some(p) = resolve_password(file, env)? {
-        e = e.with_password(Secret::new(p));
-    }
-    Ok(e)
-}
-
 impl ChecksumArgs {
     fn into_config(self) -> Result<(ChecksumConfig, bool), String> {
-        let source = endpoint(
+        let source = endpoint_arg(
             &self.source,
             "source",
             self.source_password_file.as_deref(),
             "SLUICE_SOURCE_PASSWORD",
         )?;
-        let target = endpoint(
+        let target = endpoint_arg(
             &self.target,
             "target",
             self.target_password_file.as_deref(),

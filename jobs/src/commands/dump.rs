@@ -4,13 +4,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sluice_core::TableFilter;
 use sluice_core::layout::{Compression, CsvDialect, DataFormat};
-use sluice_core::{Endpoint, Secret, TableFilter};
 use sluice_dumper::{Consistency, DumpConfig, DumpError, DumpObserver, Dumper, LogObserver};
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
-use crate::password::resolve_password;
+use crate::password::endpoint_arg;
 use crate::progress::DumpBars;
 
 /// Dump databases and tables consistently to local disk or S3 (SQL, CSV or Parquet).
@@ -65,12 +65,12 @@ pub struct DumpArgs {
 
 impl DumpArgs {
     fn into_config(self) -> Result<(DumpConfig, bool), String> {
-        let mut source: Endpoint = self.source.parse().map_err(|e| format!("--source: {e}"))?;
-        if let Some(password) =
-            resolve_password(self.password_file.as_deref(), "SLUICE_SOURCE_PASSWORD")?
-        {
-            source = source.with_password(Secret::new(password));
-        }
+        let source = endpoint_arg(
+            &self.source,
+            "source",
+            self.password_file.as_deref(),
+            "SLUICE_SOURCE_PASSWORD",
+        )?;
         let delimiter = match self.csv_delimiter.as_bytes() {
             [b] => *b,
             b"\\t" => b'\t',

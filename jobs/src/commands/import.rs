@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
+use sluice_core::TableFilter;
 use sluice_core::layout::CsvDialect;
-use sluice_core::{Endpoint, Secret, TableFilter};
 use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size, restore_target_settings};
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
-use crate::password::resolve_password;
+use crate::password::endpoint_arg;
 use crate::progress::ImportBars;
 use std::io::IsTerminal;
 
@@ -83,11 +83,12 @@ pub struct ImportArgs {
 
 impl ImportArgs {
     fn into_config(self) -> Result<(ImportConfig, bool), String> {
-        let mut target: Endpoint = self.target.parse().map_err(|e| format!("--target: {e}"))?;
-        if let Some(p) = resolve_password(self.password_file.as_deref(), "SLUICE_TARGET_PASSWORD")?
-        {
-            target = target.with_password(Secret::new(p));
-        }
+        let target = endpoint_arg(
+            &self.target,
+            "target",
+            self.password_file.as_deref(),
+            "SLUICE_TARGET_PASSWORD",
+        )?;
         let mut config = ImportConfig::new(self.input.unwrap_or_default(), target);
         config.import_mode = self.import_mode;
         if let Some(t) = self.threads {
