@@ -84,6 +84,28 @@ impl TableFilter {
         }
         self.include.is_empty() || self.include.iter().any(|p| p.matches(database, table))
     }
+
+    /// Whether some table of this database may be selected: for statements on a whole
+    /// database (CREATE/DROP DATABASE) seen in a binlog.
+    pub fn matches_database(&self, database: &str) -> bool {
+        if self
+            .exclude
+            .iter()
+            .any(|p| p.table == "*" && glob(&p.database, database))
+        {
+            return false;
+        }
+        let is_system = SYSTEM_SCHEMAS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(database));
+        if is_system {
+            return self
+                .include
+                .iter()
+                .any(|p| p.database.eq_ignore_ascii_case(database));
+        }
+        self.include.is_empty() || self.include.iter().any(|p| glob(&p.database, database))
+    }
 }
 
 /// Glob match with `*` and `?`, iterative with backtracking on the last `*`.
@@ -136,6 +158,24 @@ mod tests {
                 .matches("mysql", "user")
         );
         assert!(TableFilter::new(&["!app.t"]).unwrap().matches("app", "u"));
+    }
+
+    #[test]
+    fn databases_match_when_some_table_may() {
+        let f = TableFilter::new(&["shop.orders", "logs*", "!junk.*"]).unwrap();
+        assert!(f.matches_database("shop"));
+        assert!(f.matches_database("logs_2026"));
+        assert!(!f.matches_database("other"));
+        assert!(
+            !TableFilter::new(&["!junk.*"])
+                .unwrap()
+                .matches_database("junk")
+        );
+        assert!(
+            !TableFilter::new::<&str>(&[])
+                .unwrap()
+                .matches_database("mysql")
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ enum Command {
     /// Bulk-import a dump (Sluice, Dumpling, mydumper) in primary-key order.
     Import(commands::import::ImportArgs),
     /// Stream the binlog from a position or GTID set into the target, exactly once.
-    Stream(Unbuilt),
+    Stream(commands::stream::StreamArgs),
     /// Compare source and target chunk by chunk and locate differing rows.
     Checksum(commands::checksum::ChecksumArgs),
     /// Run a job file: dump → import → stream, resuming where a previous run stopped.
@@ -102,6 +102,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Dump(args) => runtime.block_on(commands::dump::run(args)),
         Command::Checksum(args) => runtime.block_on(commands::checksum::run(args)),
         Command::Import(args) => runtime.block_on(commands::import::run(args)),
+        Command::Stream(args) => runtime.block_on(commands::stream::run(args)),
         other => {
             let (name, issue) = other.name_and_issue();
             eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");

@@ -24,15 +24,32 @@ pub mod event_type {
     pub const QUERY: u8 = 2;
     pub const STOP: u8 = 3;
     pub const ROTATE: u8 = 4;
+    pub const INTVAR: u8 = 5;
+    pub const RAND: u8 = 13;
+    pub const USER_VAR: u8 = 14;
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
     pub const TABLE_MAP: u8 = 19;
+    pub const WRITE_ROWS_V1: u8 = 23;
+    pub const UPDATE_ROWS_V1: u8 = 24;
+    pub const DELETE_ROWS_V1: u8 = 25;
     pub const HEARTBEAT: u8 = 27;
+    pub const ROWS_QUERY: u8 = 29;
+    pub const WRITE_ROWS_V2: u8 = 30;
+    pub const UPDATE_ROWS_V2: u8 = 31;
+    pub const DELETE_ROWS_V2: u8 = 32;
     pub const GTID_MYSQL: u8 = 33;
+    pub const ANONYMOUS_GTID: u8 = 34;
+    pub const PREVIOUS_GTIDS: u8 = 35;
+    pub const XA_PREPARE: u8 = 38;
+    pub const PARTIAL_UPDATE_ROWS: u8 = 39;
+    pub const TRANSACTION_PAYLOAD: u8 = 40;
+    pub const GTID_TAGGED_MYSQL: u8 = 42;
     pub const ANNOTATE_ROWS: u8 = 160;
     pub const BINLOG_CHECKPOINT: u8 = 161;
     pub const GTID_MARIADB: u8 = 162;
     pub const GTID_LIST: u8 = 163;
+    pub const START_ENCRYPTION: u8 = 164;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 
 pub mod dumps;
 pub mod harness;
+pub mod stream;
 pub mod tools;
 pub mod types_table;
 

@@ -19,7 +19,6 @@ fn help_lists_every_subcommand() {
     for cmd in [
         "dump",
         "import",
-        "stream",
         "checksum",
         "run",
         "check",

@@ -5,5 +5,6 @@ pub mod checksum;
 pub mod dump;
 pub mod import;
 mod signals;
+pub mod stream;
 
 pub use signals::until_interrupted;

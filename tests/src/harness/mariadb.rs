@@ -108,6 +108,30 @@ impl MariaDb {
         )
     }
 
+    /// Stops the server cleanly (SIGTERM, as a service stop does) and starts it again on the
+    /// same port and data; blocks until it accepts connections again. For tests of clients
+    /// that must survive a server restart.
+    pub fn restart(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let stopped = Instant::now();
+        while is_alive(self.pid) {
+            assert!(
+                stopped.elapsed() < STARTUP_LIMIT,
+                "MariaDB {:?} did not stop: {}",
+                self.role,
+                self.diagnosis()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mariadbd = find_program("mariadbd", SERVER_DIRS);
+        match launch(&mariadbd, &self.dir, self.port) {
+            Ok(pid) => self.pid = pid,
+            Err(e) => panic!("MariaDB {:?} did not restart: {e}", self.role),
+        }
+    }
+
     /// The server's data folder (binlog files live here).
     pub fn datadir(&self) -> PathBuf {
         self.dir.join("data")
@@ -149,6 +173,21 @@ fn try_start(
         ));
     }
 
+    let pid = launch(mariadbd, &dir, port)?;
+    Ok(MariaDb {
+        role,
+        port,
+        pid,
+        dir,
+    })
+}
+
+/// Starts `mariadbd` on the option file in `dir`, hands it to a watchdog and waits until its
+/// error log says it is ready (a restart looks only at what the log gained since).
+fn launch(mariadbd: &Path, dir: &Path, port: u16) -> Result<u32, String> {
+    let log = dir.join("error.log");
+    let seen = std::fs::read_to_string(&log).map(|t| t.len()).unwrap_or(0);
+    let defaults = format!("--defaults-file={}", dir.join("my.cnf").display());
     use std::os::unix::process::CommandExt;
     let child = Command::new(mariadbd)
         .arg(&defaults)
@@ -160,15 +199,16 @@ fn try_start(
         .map_err(|e| format!("run {}: {e}", mariadbd.display()))?;
     let pid = child.id();
     // The watchdog owns the server's lifetime from here on; dropping `child` does not kill it.
-    spawn_watchdog(pid, &dir);
+    spawn_watchdog(pid, dir);
     drop(child);
-
-    let log = dir.join("error.log");
     let started = Instant::now();
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("ready for connections") {
-            break;
+        if text
+            .get(seen..)
+            .is_some_and(|t| t.contains("ready for connections"))
+        {
+            return Ok(pid);
         }
         if !is_alive(pid) || started.elapsed() > STARTUP_LIMIT {
             kill(pid);
@@ -182,12 +222,6 @@ fn try_start(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(MariaDb {
-        role,
-        port,
-        pid,
-        dir,
-    })
 }
 
 /// The server's option file. Small buffers keep two servers cheap on a 2-core machine;

@@ -1,0 +1,249 @@
+//! `sluice stream`: the streamer's command line.
+//!
+//! SIGINT and SIGTERM stop at a transaction boundary: the reader drops the transaction it was
+//! reading, the appliers commit what they hold with its checkpoint, and the process exits 0.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_core::{BinlogPosition, GtidSet, TableFilter};
+use sluice_streamer::{StartPoint, StreamConfig, Streamer, Summary, Until};
+use tokio::sync::watch;
+
+use crate::ExitCode;
+use crate::commands::until_interrupted;
+use crate::password::endpoint_arg;
+
+/// Stream the binlog from a position or GTID set into the target, exactly once.
+#[derive(Debug, clap::Args)]
+pub struct StreamArgs {
+    /// Source server (binlog on, ROW, FULL images): mysql://user[:password]@host:port
+    #[arg(long, value_name = "URL")]
+    source: String,
+    /// Target server: mysql://user[:password]@host:port
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// Read the source password from this file (else SLUICE_SOURCE_PASSWORD or the URL).
+    #[arg(long, value_name = "FILE")]
+    source_password_file: Option<PathBuf>,
+    /// Read the target password from this file (else SLUICE_TARGET_PASSWORD or the URL).
+    #[arg(long, value_name = "FILE")]
+    target_password_file: Option<PathBuf>,
+    /// Start at the snapshot position of this Sluice dump (path, file:// or s3://).
+    #[arg(long, value_name = "URL", group = "start")]
+    from_dump: Option<String>,
+    /// Start at this binlog position.
+    #[arg(long, value_name = "FILE:OFFSET", group = "start")]
+    from: Option<String>,
+    /// Start after this GTID set (MariaDB: domain-server-seq list).
+    #[arg(long, value_name = "SET", group = "start")]
+    from_gtid: Option<String>,
+    /// Stop after the transaction that ends at or past FILE:OFFSET, or once a GTID set is
+    /// applied; then record the checkpoint and exit 0.
+    #[arg(long, value_name = "FILE:OFFSET|GTID-SET")]
+    until: Option<String>,
+    /// Parallel appliers; transactions touching the same key stay in order on one.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    workers: usize,
+    /// Tables to stream: db.*, db.tbl, !db.tbl; * and ? glob. Repeatable.
+    #[arg(long = "filter", value_name = "PATTERN")]
+    filters: Vec<String>,
+    /// The replica id to register with (unique among the source's replicas; default derived
+    /// from the task name).
+    #[arg(long, value_name = "ID")]
+    server_id: Option<u32>,
+    /// Names this stream's checkpoint on the target.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    task: String,
+    /// The target's schema for checkpoints.
+    #[arg(long, default_value = "sluice_meta", value_name = "NAME")]
+    meta_schema: String,
+    /// Forget the task's checkpoint and start from the given start point.
+    #[arg(long)]
+    restart: bool,
+    /// Go on past a DDL the target rejects (logged), instead of stopping.
+    #[arg(long)]
+    skip_ddl_errors: bool,
+    /// Print a status line (position, lag, rates) this often.
+    #[arg(long, value_name = "SECS")]
+    status_every: Option<f64>,
+    /// Print one JSON summary line at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StreamArgs {
+    fn into_config(self) -> Result<(StreamConfig, bool), String> {
+        let source = endpoint_arg(
+            &self.source,
+            "source",
+            self.source_password_file.as_deref(),
+            "SLUICE_SOURCE_PASSWORD",
+        )?;
+        let target = endpoint_arg(
+            &self.target,
+            "target",
+            self.target_password_file.as_deref(),
+            "SLUICE_TARGET_PASSWORD",
+        )?;
+        let start = if let Some(url) = self.from_dump {
+            StartPoint::Dump(url)
+        } else if let Some(p) = self.from {
+            StartPoint::Position(p.parse().map_err(|e| format!("--from: {e}"))?)
+        } else if let Some(g) = self.from_gtid {
+            StartPoint::Gtid(g.parse().map_err(|e| format!("--from-gtid: {e}"))?)
+        } else {
+            StartPoint::Checkpoint
+        };
+        if self.restart && start == StartPoint::Checkpoint {
+            return Err("--restart needs a start point: --from-dump, --from or --from-gtid".into());
+        }
+        let until = self.until.as_deref().map(parse_until).transpose()?;
+        if !(1..=64).contains(&self.workers) {
+            return Err(format!(
+                "--workers {}: must be between 1 and 64",
+                self.workers
+            ));
+        }
+        let status_every = match self.status_every {
+            Some(s) if !(0.1..=86_400.0).contains(&s) => {
+                return Err(format!(
+                    "--status-every {s}: must be between 0.1 and 86400 seconds"
+                ));
+            }
+            Some(s) => Some(Duration::from_secs_f64(s)),
+            None => None,
+        };
+        let mut config = StreamConfig::new(source, target, start);
+        config.until = until;
+        config.workers = self.workers;
+        config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        config.server_id = self
+            .server_id
+            .unwrap_or_else(|| default_server_id(&self.task));
+        config.task = self.task;
+        config.meta_schema = self.meta_schema;
+        config.restart = self.restart;
+        config.skip_ddl_errors = self.skip_ddl_errors;
+        config.status_every = status_every;
+        Ok((config, self.json))
+    }
+}
+
+/// `FILE:OFFSET` or a GTID set: MariaDB sets have no `:`, MySQL ones a UUID before it.
+fn parse_until(text: &str) -> Result<Until, String> {
+    let looks_like_uuid = |s: &str| {
+        let s = s.rsplit(',').next().unwrap_or(s).trim();
+        s.len() >= 36 && s[..36].chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    };
+    match text.split_once(':') {
+        Some((head, _)) if !looks_like_uuid(head) => text
+            .parse::<BinlogPosition>()
+            .map(Until::Position)
+            .map_err(|e| format!("--until: {e}")),
+        _ => text
+            .parse::<GtidSet>()
+            .map(Until::Gtid)
+            .map_err(|e| format!("--until `{text}`: neither FILE:OFFSET nor a GTID set ({e})")),
+    }
+}
+
+/// A replica id from the task name, far from the small ids servers usually have.
+fn default_server_id(task: &str) -> u32 {
+    let h = task.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
+    1_000_000 + h % 1_000_000_000
+}
+
+pub async fn run(args: StreamArgs) -> ExitCode {
+    let (config, json) = match args.into_config() {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("sluice stream: {message}");
+            return ExitCode::UsageOrInput;
+        }
+    };
+    let streamer = tokio::select! {
+        s = Streamer::build(config) => s,
+        signal = until_interrupted() => {
+            eprintln!("sluice stream: interrupted by {signal} before streaming began");
+            return ExitCode::Transient;
+        }
+    };
+    let streamer = match streamer {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    tracing::info!(
+        "streaming from {} ({})",
+        streamer.start().position,
+        streamer.start().gtid
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        let signal = until_interrupted().await;
+        eprintln!("sluice stream: {signal}: stopping at the next transaction boundary");
+        let _ = stop_tx.send(true);
+    });
+    let result = streamer.run(stop_rx).await;
+    signals.abort();
+    match result {
+        Ok(summary) => {
+            report(&summary, json);
+            ExitCode::Success
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &sluice_streamer::StreamError) -> ExitCode {
+    eprintln!("sluice stream: {e}");
+    if e.is_transient() {
+        ExitCode::Transient
+    } else {
+        ExitCode::UsageOrInput
+    }
+}
+
+fn report(s: &Summary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(s).unwrap_or_default());
+    }
+    eprintln!(
+        "sluice stream: {} at {} ({}): {} transactions, {} rows, {} DDL applied in {:.2} s",
+        if s.ended == "until" {
+            "reached --until"
+        } else {
+            "stopped"
+        },
+        s.position,
+        s.gtid,
+        s.transactions,
+        s.rows,
+        s.ddl,
+        s.seconds
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_takes_positions_and_gtid_sets() {
+        assert!(matches!(
+            parse_until("mysql-bin.000002:1234"),
+            Ok(Until::Position(_))
+        ));
+        assert!(matches!(parse_until("0-1-100"), Ok(Until::Gtid(_))));
+        assert!(matches!(parse_until("0-1-100,1-2-5"), Ok(Until::Gtid(_))));
+        assert!(parse_until("nonsense").is_err());
+        assert!(matches!(
+            parse_until("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"),
+            Ok(Until::Gtid(_))
+        ));
+        assert_ne!(default_server_id("a"), default_server_id("b"));
+        assert!(default_server_id("default") >= 1_000_000);
+    }
+}

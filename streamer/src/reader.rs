@@ -1,0 +1,803 @@
+//! The binlog reader: registers as a replica, reads events, keeps the 64-bit position, verifies
+//! checksums, decodes row events against the schema view and hands whole transactions on.
+//!
+//! Positions. The offset is counted from event sizes since the last ROTATE; the header's 32-bit
+//! `log_pos` (the event's end) only cross-checks the low 32 bits, because it wraps in a file
+//! past 4 GiB. Artificial events (flag 0x20, or `log_pos` 0: the ROTATE and FORMAT_DESCRIPTION
+//! a server sends first, heartbeats) occupy no bytes of the file. After a GTID start the server
+//! skips to the transaction without saying where it is, so the first real event re-bases the
+//! offset on its `log_pos`.
+//!
+//! Reconnects. The reader remembers the mark after the last whole transaction it handed on.
+//! When the connection breaks (network, source restart) it drops the transaction it was
+//! reading, reconnects with backoff and asks for the binlog from that mark, so nothing is lost
+//! and nothing is handed on twice. MariaDB is asked by file and offset while the offset fits
+//! COM_BINLOG_DUMP's 32 bits, by GTID (`@slave_connect_state`) beyond.
+//!
+//! DDL. A DDL on a replicated table is handed on, and the reader waits until it has been
+//! applied to the target before it decodes another event: the schema view reads the target.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use mysql_async::binlog::BinlogChecksumAlg;
+use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, OptsBuilder};
+use sluice_core::{BinlogPosition, Endpoint, Flavor, GtidSet, MariaGtid, TableFilter, TableName};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::cell::{Row, literal};
+use crate::ddl::{Statement, classify};
+use crate::event::event_type as et;
+use crate::schema_view::SchemaView;
+use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction};
+use crate::{StreamError, mariadb};
+
+/// Seconds between the source's heartbeats on an idle stream.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// No event or heartbeat for this long: the connection is dead.
+const SILENCE: Duration = Duration::from_secs(20);
+/// How long the reader keeps trying to reach a source that went away.
+const RECONNECT_FOR: Duration = Duration::from_secs(600);
+/// Header flags.
+const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
+const LOG_EVENT_IGNORABLE_F: u16 = 0x80;
+
+/// Where to stop (`--until`): after the transaction that ends at or past a position, or once
+/// a GTID set is executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    Position(BinlogPosition),
+    Gtid(GtidSet),
+}
+
+impl Until {
+    pub fn reached(&self, mark: &Mark) -> bool {
+        match self {
+            Until::Position(p) => {
+                mark.position.file > p.file
+                    || (mark.position.file == p.file && mark.position.offset >= p.offset)
+            }
+            Until::Gtid(g) => mark.gtid.contains(g),
+        }
+    }
+}
+
+/// Why the reader ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderEnd {
+    Until,
+    Stopped,
+}
+
+/// What the reader has seen, for status lines.
+#[derive(Debug, Default, Clone)]
+pub struct ReaderStatus {
+    pub events: u64,
+    pub bytes: u64,
+    pub reconnects: u64,
+    /// The source's binlog end as its last heartbeat said (file, low 32 bits of the offset).
+    pub source_end: Option<(String, u32)>,
+}
+
+pub struct ReaderConfig {
+    pub source: Endpoint,
+    pub flavor: Flavor,
+    pub server_id: u32,
+    pub filter: TableFilter,
+    pub until: Option<Until>,
+}
+
+/// A transaction being read.
+struct Building {
+    gtid: Option<MariaGtid>,
+    mysql_gtid: Option<String>,
+    standalone: bool,
+    timestamp: u32,
+    changes: Vec<RowChange>,
+}
+
+/// The position of the event being read.
+struct Cursor {
+    file: String,
+    offset: u64,
+    /// After a GTID start: the next real event's `log_pos` says where we are.
+    resync: bool,
+}
+
+pub struct Reader {
+    cfg: ReaderConfig,
+    schema: SchemaView,
+    out: mpsc::Sender<Item>,
+    stop: watch::Receiver<bool>,
+    /// The mark after the last item handed on: where a reconnect resumes.
+    boundary: Mark,
+    seq: u64,
+    status: Arc<Mutex<ReaderStatus>>,
+    warned: HashSet<TableName>,
+}
+
+impl Reader {
+    pub fn new(
+        cfg: ReaderConfig,
+        schema: SchemaView,
+        start: Mark,
+        out: mpsc::Sender<Item>,
+        stop: watch::Receiver<bool>,
+        status: Arc<Mutex<ReaderStatus>>,
+    ) -> Reader {
+        Reader {
+            cfg,
+            schema,
+            out,
+            stop,
+            boundary: start,
+            seq: 0,
+            status,
+            warned: HashSet::new(),
+        }
+    }
+
+    fn source_name(&self) -> String {
+        self.cfg.source.address()
+    }
+
+    /// Reads until `--until`, a stop request, or an error that a reconnect cannot fix.
+    pub async fn run(mut self) -> Result<ReaderEnd, StreamError> {
+        if self
+            .cfg
+            .until
+            .as_ref()
+            .is_some_and(|u| u.reached(&self.boundary))
+        {
+            return Ok(ReaderEnd::Until);
+        }
+        let mut failing_since: Option<Instant> = None;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let before = self.boundary.clone();
+            match self.session().await {
+                Ok(end) => return Ok(end),
+                Err(e) if e.is_transient() => {
+                    if self.boundary != before {
+                        failing_since = None;
+                        delay = Duration::from_millis(250);
+                    }
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                        "binlog connection lost; reconnecting from {}", self.boundary.position);
+                    self.lock_status().reconnects += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.changed() => return Ok(ReaderEnd::Stopped),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, ReaderStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stream_error(&self, cause: mysql_async::Error) -> StreamError {
+        if let mysql_async::Error::Server(s) = &cause
+            && s.code == 1236
+        {
+            return StreamError::Refused {
+                source_name: self.source_name(),
+                position: self.boundary.position.clone(),
+                reason: s.message.clone(),
+            };
+        }
+        StreamError::Stream {
+            source_name: self.source_name(),
+            position: self.boundary.position.clone(),
+            cause,
+        }
+    }
+
+    /// One binlog connection, from the boundary mark.
+    async fn session(&mut self) -> Result<ReaderEnd, StreamError> {
+        let opts = OptsBuilder::from_opts(self.cfg.source.opts())
+            // Row events of big rows exceed the server's max_allowed_packet (see notes).
+            .max_allowed_packet(Some(1 << 30));
+        let mut conn =
+            match tokio::time::timeout(Duration::from_secs(30), mysql_async::Conn::new(opts)).await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(self.stream_error(e)),
+                Err(_) => {
+                    return Err(self.stream_error(mysql_async::Error::Io(
+                        mysql_async::IoError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no answer within 30 s",
+                        )),
+                    )));
+                }
+            };
+        let by_gtid = self.boundary.position.offset > u64::from(u32::MAX)
+            || self.boundary.position.file.is_empty();
+        let mut setup = vec![format!(
+            "SET @master_heartbeat_period = {}",
+            HEARTBEAT.as_nanos()
+        )];
+        if self.cfg.flavor == Flavor::MariaDb {
+            // Capability 4: real GTID events instead of BEGIN/dummy replacements (see notes).
+            setup.push("SET @mariadb_slave_capability = 4".into());
+            if by_gtid {
+                setup.push(format!(
+                    "SET @slave_connect_state = '{}'",
+                    self.boundary.gtid
+                ));
+            }
+        } else if by_gtid {
+            return Err(StreamError::Config(format!(
+                "resuming {} past 4 GiB or from a GTID set alone needs COM_BINLOG_DUMP_GTID, \
+                 which Sluice does not send to MySQL yet; give --from FILE:OFFSET",
+                self.boundary.position
+            )));
+        }
+        for sql in &setup {
+            if let Err(e) = conn.query_drop(sql).await {
+                return Err(self.stream_error(e));
+            }
+        }
+        let file = self.boundary.position.file.clone().into_bytes();
+        let mut request = BinlogStreamRequest::new(self.cfg.server_id);
+        if !by_gtid {
+            request = request
+                .with_filename(&file)
+                .with_pos(self.boundary.position.offset);
+        }
+        let mut stream = match conn.get_binlog_stream(request).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.stream_error(e)),
+        };
+        let mut cursor = Cursor {
+            file: self.boundary.position.file.clone(),
+            offset: self.boundary.position.offset,
+            resync: by_gtid,
+        };
+        let mut building: Option<Building> = None;
+        let mut first_event = true;
+        loop {
+            let next = tokio::select! {
+                n = tokio::time::timeout(SILENCE, stream.next()) => n,
+                _ = self.stop.changed() => return Ok(ReaderEnd::Stopped),
+            };
+            let ev = match next {
+                Err(_) => {
+                    return Err(self.stream_error(mysql_async::Error::Io(
+                        mysql_async::IoError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no event or heartbeat for 20 s",
+                        )),
+                    )));
+                }
+                Ok(None) => {
+                    return Err(self.stream_error(mysql_async::Error::Io(
+                        mysql_async::IoError::Io(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the source ended the binlog stream",
+                        )),
+                    )));
+                }
+                Ok(Some(Err(e))) => return Err(self.stream_error(e)),
+                Ok(Some(Ok(ev))) => ev,
+            };
+            let done = self
+                .handle_event(&stream, &ev, &mut cursor, &mut building, first_event)
+                .await?;
+            first_event = false;
+            if let Some(end) = done {
+                return Ok(end);
+            }
+        }
+    }
+
+    /// One event; `Some` when the reader is to end.
+    async fn handle_event(
+        &mut self,
+        stream: &BinlogStream,
+        ev: &Event,
+        cursor: &mut Cursor,
+        building: &mut Option<Building>,
+        first_event: bool,
+    ) -> Result<Option<ReaderEnd>, StreamError> {
+        let h = ev.header();
+        let kind = h.event_type_raw();
+        let artificial = h.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0 || h.log_pos() == 0;
+        let at = BinlogPosition::new(cursor.file.clone(), cursor.offset);
+        {
+            let mut s = self.lock_status();
+            s.events += 1;
+            s.bytes += u64::from(h.event_size());
+        }
+        if let Some(crc) = ev.checksum()
+            && ev.calc_checksum(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32)
+                != u32::from_le_bytes(crc)
+        {
+            return Err(StreamError::Corrupt {
+                file: at.file,
+                offset: at.offset,
+                reason: format!("CRC32 mismatch in a type {kind} event"),
+            });
+        }
+        if !artificial && kind != et::ROTATE {
+            advance(cursor, h.event_size(), h.log_pos());
+        }
+        match kind {
+            et::ROTATE => {
+                let (position, name) = rotate_body(ev, first_event);
+                cursor.file = name;
+                cursor.offset = position;
+                // A GTID start names the file, not the offset: re-base on the next event.
+                cursor.resync = cursor.resync && artificial;
+                let mark = Mark {
+                    position: BinlogPosition::new(cursor.file.clone(), cursor.offset),
+                    gtid: self.boundary.gtid.clone(),
+                };
+                if building.is_none() && !cursor.resync && self.until_reached(&mark) {
+                    return Ok(Some(ReaderEnd::Until));
+                }
+            }
+            et::GTID_MARIADB => {
+                let g = mariadb::gtid(ev.data(), h.server_id()).ok_or_else(|| {
+                    StreamError::Corrupt {
+                        file: at.file.clone(),
+                        offset: at.offset,
+                        reason: "a GTID event too short to decode".into(),
+                    }
+                })?;
+                if g.flags & 0x40 != 0 {
+                    return Err(StreamError::Schema {
+                        table: "XA transaction".into(),
+                        position: at,
+                        reason: "XA PREPARE is not supported by the streamer yet".into(),
+                    });
+                }
+                *building = Some(Building {
+                    gtid: Some(g.gtid),
+                    mysql_gtid: None,
+                    standalone: g.is_standalone(),
+                    timestamp: h.timestamp(),
+                    changes: Vec::new(),
+                });
+            }
+            et::GTID_MYSQL | et::GTID_TAGGED_MYSQL => {
+                let gtid = match ev.read_data() {
+                    Ok(Some(EventData::GtidEvent(g))) => Some(mysql_gtid_text(&g)),
+                    _ => None,
+                };
+                *building = Some(Building {
+                    gtid: None,
+                    mysql_gtid: gtid,
+                    standalone: false,
+                    timestamp: h.timestamp(),
+                    changes: Vec::new(),
+                });
+            }
+            et::XID => return self.finish(building, cursor).await,
+            et::QUERY => return self.handle_query(ev, &at, cursor, building).await,
+            et::WRITE_ROWS_V1..=et::DELETE_ROWS_V1
+            | et::WRITE_ROWS_V2..=et::DELETE_ROWS_V2
+            | et::PARTIAL_UPDATE_ROWS => {
+                self.handle_rows(stream, ev, &at, building).await?;
+            }
+            et::HEARTBEAT => {
+                let file = String::from_utf8_lossy(ev.data()).into_owned();
+                self.lock_status().source_end = Some((file, h.log_pos()));
+            }
+            et::XA_PREPARE => {
+                return Err(StreamError::Schema {
+                    table: "XA transaction".into(),
+                    position: at,
+                    reason: "XA PREPARE is not supported by the streamer yet".into(),
+                });
+            }
+            k if is_known_without_effect(k) => {}
+            other if h.flags_raw() & LOG_EVENT_IGNORABLE_F != 0 => {
+                tracing::warn!(event_type = other, position = %at, "skipped an unknown event marked ignorable");
+            }
+            other => {
+                return Err(StreamError::UnknownEvent {
+                    position: at,
+                    event_type: other,
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    fn until_reached(&self, mark: &Mark) -> bool {
+        self.cfg.until.as_ref().is_some_and(|u| u.reached(mark))
+    }
+
+    async fn handle_query(
+        &mut self,
+        ev: &Event,
+        at: &BinlogPosition,
+        cursor: &Cursor,
+        building: &mut Option<Building>,
+    ) -> Result<Option<ReaderEnd>, StreamError> {
+        let Ok(Some(EventData::QueryEvent(q))) = ev.read_data() else {
+            return Err(StreamError::Corrupt {
+                file: at.file.clone(),
+                offset: at.offset,
+                reason: "a QUERY event that does not decode".into(),
+            });
+        };
+        let sql = q.query().into_owned();
+        let schema = q.schema().into_owned();
+        let statement = classify(&sql, &schema);
+        match &statement {
+            Statement::Begin => {
+                if building.is_none() {
+                    *building = Some(Building {
+                        gtid: None,
+                        mysql_gtid: None,
+                        standalone: false,
+                        timestamp: ev.header().timestamp(),
+                        changes: Vec::new(),
+                    });
+                }
+                Ok(None)
+            }
+            Statement::Commit => self.finish(building, cursor).await,
+            Statement::Rollback => {
+                if let Some(b) = building.as_mut() {
+                    b.changes.clear();
+                }
+                self.finish(building, cursor).await
+            }
+            Statement::StatementDml(_) if statement.is_selected(&self.cfg.filter) => {
+                Err(StreamError::SourceSetup {
+                    source_name: self.source_name(),
+                    reason: format!(
+                        "a row change on a replicated table was logged as a statement at {at} \
+                         (a session with binlog_format=STATEMENT): `{}`; Sluice applies only ROW \
+                         events exactly: make every session use ROW (SET GLOBAL binlog_format = 'ROW')",
+                        shorten(&sql)
+                    ),
+                })
+            }
+            Statement::TableDdl(_) | Statement::DatabaseDdl(_) => {
+                let end = self.mark_after(building.as_ref(), cursor);
+                *building = None;
+                if !statement.is_selected(&self.cfg.filter) {
+                    return self.hand_on(Item::Progress(end.clone()), end).await;
+                }
+                let tables = match &statement {
+                    Statement::TableDdl(t) => t.clone(),
+                    _ => Vec::new(),
+                };
+                self.seq += 1;
+                let (applied, wait) = oneshot::channel();
+                let ddl = Ddl {
+                    seq: self.seq,
+                    end: end.clone(),
+                    schema,
+                    statement: sql,
+                    tables,
+                    applied,
+                };
+                let result = self.hand_on(Item::Ddl(ddl), end).await;
+                // The schema view reads the target: wait until the DDL is there.
+                if wait.await.is_err() {
+                    return Ok(Some(ReaderEnd::Stopped));
+                }
+                self.schema.invalidate();
+                result
+            }
+            _ => {
+                if building.as_ref().is_some_and(|b| b.standalone) || building.is_none() {
+                    let end = self.mark_after(building.as_ref(), cursor);
+                    *building = None;
+                    if !matches!(statement, Statement::StatementDml(_)) {
+                        tracing::debug!(position = %at, statement = %shorten(&sql), "skipped a statement that changes no replicated table");
+                    }
+                    return self.hand_on(Item::Progress(end.clone()), end).await;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The mark after the current event, with the transaction's GTID counted.
+    fn mark_after(&self, building: Option<&Building>, cursor: &Cursor) -> Mark {
+        let mut gtid = self.boundary.gtid.clone();
+        if let Some(b) = building {
+            if let Some(g) = b.gtid {
+                let _ = gtid.add_mariadb(g);
+            }
+            if let Some(text) = &b.mysql_gtid
+                && let Ok(one) = text.parse::<GtidSet>()
+                && let Ok(u) = gtid.union(&one)
+            {
+                gtid = u;
+            }
+        }
+        Mark {
+            position: BinlogPosition::new(cursor.file.clone(), cursor.offset),
+            gtid,
+        }
+    }
+
+    /// Ends the transaction being read and hands it on.
+    async fn finish(
+        &mut self,
+        building: &mut Option<Building>,
+        cursor: &Cursor,
+    ) -> Result<Option<ReaderEnd>, StreamError> {
+        let end = self.mark_after(building.as_ref(), cursor);
+        let Some(b) = building.take() else {
+            return self.hand_on(Item::Progress(end.clone()), end).await;
+        };
+        if b.changes.is_empty() {
+            return self.hand_on(Item::Progress(end.clone()), end).await;
+        }
+        self.seq += 1;
+        let t = Transaction {
+            seq: self.seq,
+            gtid: b.gtid,
+            end: end.clone(),
+            timestamp: b.timestamp,
+            changes: b.changes,
+        };
+        self.hand_on(Item::Transaction(t), end).await
+    }
+
+    async fn hand_on(&mut self, item: Item, end: Mark) -> Result<Option<ReaderEnd>, StreamError> {
+        if self.out.send(item).await.is_err() {
+            return Ok(Some(ReaderEnd::Stopped));
+        }
+        self.boundary = end;
+        if self.until_reached(&self.boundary) {
+            return Ok(Some(ReaderEnd::Until));
+        }
+        Ok(None)
+    }
+
+    async fn handle_rows(
+        &mut self,
+        stream: &BinlogStream,
+        ev: &Event,
+        at: &BinlogPosition,
+        building: &mut Option<Building>,
+    ) -> Result<(), StreamError> {
+        let corrupt = |reason: String| StreamError::Corrupt {
+            file: at.file.clone(),
+            offset: at.offset,
+            reason,
+        };
+        let Ok(Some(EventData::RowsEvent(data))) = ev.read_data() else {
+            return Err(corrupt("a rows event that does not decode".into()));
+        };
+        let Some(tme) = stream.get_tme(data.table_id()) else {
+            return Err(corrupt("a rows event without its TABLE_MAP".into()));
+        };
+        let name = TableName::new(tme.database_name(), tme.table_name());
+        if !self.cfg.filter.matches(&name.database, &name.table) {
+            return Ok(());
+        }
+        let schema_error = |reason: String| StreamError::Schema {
+            table: name.plain(),
+            position: at.clone(),
+            reason,
+        };
+        let Some(def) = self.schema.table(&name).await? else {
+            return Err(schema_error(
+                "the target has no such table; import the dump (or create it) before streaming"
+                    .into(),
+            ));
+        };
+        if tme.columns_count() as usize != def.columns.len() {
+            return Err(schema_error(format!(
+                "the binlog row has {} columns but the target's table has {}; the target's schema \
+                 is not the source's at this position",
+                tme.columns_count(),
+                def.columns.len()
+            )));
+        }
+        if !def.has_primary_key() && self.warned.insert(name.clone()) {
+            tracing::warn!(table = %name.plain(), "no primary key: rows are matched on all columns");
+        }
+        let kind = match &data {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                ChangeKind::Insert
+            }
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                ChangeKind::Delete
+            }
+            _ => ChangeKind::Update,
+        };
+        let b = building.get_or_insert_with(|| Building {
+            gtid: None,
+            mysql_gtid: None,
+            standalone: false,
+            timestamp: ev.header().timestamp(),
+            changes: Vec::new(),
+        });
+        for row in data.rows(tme) {
+            let (before, after) = row.map_err(|e| corrupt(format!("row image: {e}")))?;
+            let decode = |r: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Row>, StreamError> {
+                let Some(r) = r else { return Ok(None) };
+                let mut cells = Vec::with_capacity(def.columns.len());
+                for (i, column) in def.columns.iter().enumerate() {
+                    let cell = literal(r.as_ref(i), column)
+                        .map_err(|reason| schema_error(format!("column `{}`: {reason}", column.name)))?;
+                    cells.push(cell);
+                }
+                Ok(Some(cells))
+            };
+            b.changes.push(RowChange {
+                table: def.clone(),
+                kind,
+                before: decode(before)?,
+                after: decode(after)?,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Moves the cursor past a real event of `size` bytes whose header says it ends at `log_pos`.
+///
+/// The end is the first offset at or after `offset + size` whose low 32 bits are `log_pos`:
+/// the server leaves out events a replica does not ask for (MariaDB sends no ANNOTATE_ROWS
+/// unless asked), so the file may hold more bytes than the stream carried, never fewer; the
+/// modular step keeps the count exact past 4 GiB.
+fn advance(cursor: &mut Cursor, size: u32, log_pos: u32) {
+    if cursor.resync {
+        cursor.offset = (cursor.offset & !0xFFFF_FFFF) | u64::from(log_pos);
+        cursor.resync = false;
+        return;
+    }
+    let end = cursor.offset + u64::from(size);
+    let skipped = log_pos.wrapping_sub(end as u32);
+    cursor.offset = end + u64::from(skipped);
+}
+
+/// The position and file of a ROTATE. The first event of a stream (an artificial ROTATE sent
+/// before the FORMAT_DESCRIPTION) carries a CRC32 that the decoder does not know to strip: its
+/// last four bytes are dropped when they are the CRC32 of the rest (see notes).
+fn rotate_body(ev: &Event, first_event: bool) -> (u64, String) {
+    let data = ev.data();
+    let position = data
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(4);
+    let mut name = data.get(8..).unwrap_or_default();
+    if first_event && ev.checksum().is_none() && name.len() > 4 {
+        let h = ev.header();
+        let mut head = Vec::with_capacity(19);
+        head.extend_from_slice(&h.timestamp().to_le_bytes());
+        head.push(h.event_type_raw());
+        head.extend_from_slice(&h.server_id().to_le_bytes());
+        head.extend_from_slice(&h.event_size().to_le_bytes());
+        head.extend_from_slice(&h.log_pos().to_le_bytes());
+        head.extend_from_slice(&h.flags_raw().to_le_bytes());
+        let body = &data[..data.len() - 4];
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&head);
+        hasher.update(body);
+        if hasher.finalize().to_le_bytes() == data[data.len() - 4..] {
+            name = &name[..name.len() - 4];
+        }
+    }
+    (position, String::from_utf8_lossy(name).into_owned())
+}
+
+fn mysql_gtid_text(g: &mysql_async::binlog::events::GtidEvent) -> String {
+    let s = g.sid();
+    let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}:{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32],
+        g.gno()
+    )
+}
+
+/// Events that change no row and carry nothing the streamer needs.
+fn is_known_without_effect(kind: u8) -> bool {
+    matches!(
+        kind,
+        et::STOP
+            | et::FORMAT_DESCRIPTION
+            | et::TABLE_MAP
+            | et::INTVAR
+            | et::RAND
+            | et::USER_VAR
+            | et::ROWS_QUERY
+            | et::ANONYMOUS_GTID
+            | et::PREVIOUS_GTIDS
+            | et::TRANSACTION_PAYLOAD
+            | et::ANNOTATE_ROWS
+            | et::BINLOG_CHECKPOINT
+            | et::GTID_LIST
+            | et::START_ENCRYPTION
+    )
+}
+
+fn shorten(sql: &str) -> String {
+    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 120 {
+        one_line.chars().take(117).collect::<String>() + "…"
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_follow_sizes_and_rebase_after_a_gtid_start() {
+        let mut c = Cursor {
+            file: "f".into(),
+            offset: 4,
+            resync: false,
+        };
+        advance(&mut c, 100, 104);
+        assert_eq!(c.offset, 104);
+        // Past 4 GiB log_pos holds the low 32 bits only.
+        c.offset = (5u64 << 30) - 10;
+        let end = c.offset + 30;
+        advance(&mut c, 30, (end & 0xFFFF_FFFF) as u32);
+        assert_eq!(c.offset, end);
+        let mut g = Cursor {
+            file: "f".into(),
+            offset: 4,
+            resync: true,
+        };
+        advance(&mut g, 50, 9_000);
+        assert_eq!(g.offset, 9_000);
+        // Events the server left out (ANNOTATE_ROWS) still count, also across 4 GiB.
+        let mut s = Cursor {
+            file: "f".into(),
+            offset: 1_000,
+            resync: false,
+        };
+        advance(&mut s, 42, 1_140);
+        assert_eq!(s.offset, 1_140);
+        s.offset = u64::from(u32::MAX) - 50;
+        let end = s.offset + 42 + 98;
+        advance(&mut s, 42, end as u32);
+        assert_eq!(s.offset, end);
+        assert!(end > u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn until_compares_files_then_offsets() {
+        let mark = |f: &str, o| Mark {
+            position: BinlogPosition::new(f, o),
+            gtid: GtidSet::default(),
+        };
+        let u = Until::Position(BinlogPosition::new("b.000002", 500));
+        assert!(!u.reached(&mark("b.000002", 499)));
+        assert!(u.reached(&mark("b.000002", 500)));
+        assert!(u.reached(&mark("b.000003", 4)));
+        assert!(!u.reached(&mark("b.000001", 9_999)));
+        let g = Until::Gtid("0-1-10".parse().unwrap());
+        let mut m = mark("b", 4);
+        m.gtid = "0-1-9".parse().unwrap();
+        assert!(!g.reached(&m));
+        m.gtid = "0-1-10".parse().unwrap();
+        assert!(g.reached(&m));
+    }
+}
