@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::StreamError;
 use crate::checkpoint::Checkpoints;
+use crate::compact::append_group;
 use crate::error::is_connection_error;
 use crate::progress::Progress;
 use crate::sql::append_changes;
@@ -41,6 +42,9 @@ pub struct Applier {
     /// Transactions ending at or before this run in safe mode.
     pub safe_until: Option<BinlogPosition>,
     pub group_rows: usize,
+    /// Apply each group as its net effect ([`crate::compact`]) instead of statement by
+    /// statement.
+    pub compact: bool,
 }
 
 impl Applier {
@@ -78,8 +82,14 @@ impl Applier {
             return Ok(());
         };
         let mut sql = b"START TRANSACTION;\n".to_vec();
-        for t in group {
-            append_changes(&mut sql, &t.changes, self.is_safe(t));
+        if self.compact {
+            // The net effect is idempotent by construction (DELETE + REPLACE of final rows),
+            // so it also serves the safe-mode window.
+            append_group(&mut sql, group);
+        } else {
+            for t in group {
+                append_changes(&mut sql, &t.changes, self.is_safe(t));
+            }
         }
         let low = self.progress.low_with(&seqs);
         sql.extend_from_slice(

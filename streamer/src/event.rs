@@ -106,6 +106,7 @@ pub struct EventReader<R> {
     file: String,
     offset: u64,
     checksum: ChecksumAlg,
+    log_pos_mismatches: u64,
 }
 
 impl<R: Read> EventReader<R> {
@@ -132,6 +133,7 @@ impl<R: Read> EventReader<R> {
             file,
             offset: 4,
             checksum: ChecksumAlg::None,
+            log_pos_mismatches: 0,
         })
     }
 
@@ -141,6 +143,12 @@ impl<R: Read> EventReader<R> {
             offset,
             reason: reason.into(),
         }
+    }
+
+    /// Events whose header `log_pos` is not the low 32 bits of their end here: 0 for a binlog
+    /// the server wrote, the relayed events' count for a relay log.
+    pub fn log_pos_mismatches(&self) -> u64 {
+        self.log_pos_mismatches
     }
 
     /// The checksum setting read from the file's FORMAT_DESCRIPTION event.
@@ -176,15 +184,11 @@ impl<R: Read> EventReader<R> {
             .read_exact(&mut rest)
             .map_err(|_| self.corrupt(start, "the file ends inside an event"))?;
         let end = start + size as u64;
-        // log_pos holds the low 32 bits of the end offset (0 for artificial events).
+        // log_pos holds the low 32 bits of the end offset (0 for artificial events). A relay
+        // log keeps the source's log_pos, so a difference is counted, not an error: the CRC
+        // is the corruption check, and the offset comes from the sizes.
         if header.log_pos != 0 && u64::from(header.log_pos) != end & 0xFFFF_FFFF {
-            return Err(self.corrupt(
-                start,
-                format!(
-                    "log_pos {} does not match the event's end {end}",
-                    header.log_pos
-                ),
-            ));
+            self.log_pos_mismatches += 1;
         }
         if header.event_type == event_type::FORMAT_DESCRIPTION {
             self.checksum = format_description_checksum(&rest);
@@ -195,7 +199,16 @@ impl<R: Read> EventReader<R> {
             }
             let (body, crc) = rest.split_at(rest.len() - 4);
             let mut h = crc32fast::Hasher::new();
-            h.update(&head);
+            if header.event_type == event_type::FORMAT_DESCRIPTION {
+                // The server computes the FDE's CRC with LOG_EVENT_BINLOG_IN_USE_F (0x01)
+                // clear and sets the flag in the file while it writes to it, so a file that was
+                // never closed cleanly still verifies.
+                let mut clean = head;
+                clean[17] &= !0x01;
+                h.update(&clean);
+            } else {
+                h.update(&head);
+            }
             h.update(body);
             let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
             if h.finalize() != want {
@@ -291,11 +304,13 @@ mod tests {
             file: "big".into(),
             offset: start,
             checksum: ChecksumAlg::None,
+            log_pos_mismatches: 0,
         };
         let e = r.next_event().unwrap().unwrap();
         assert_eq!(e.offset, start);
         assert_eq!(e.end(), start + 20);
         assert!(e.end() > u64::from(u32::MAX));
+        assert_eq!(r.log_pos_mismatches(), 0);
     }
 
     #[test]

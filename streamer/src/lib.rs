@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod cell;
 pub mod checkpoint;
+pub mod compact;
 pub mod ddl;
 pub mod dispatch;
 mod error;

@@ -132,6 +132,11 @@ impl Progress {
         }
     }
 
+    /// True once an applier has failed.
+    pub fn has_failed(&self) -> bool {
+        self.lock().failed
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let s = self.lock();
         Snapshot {

@@ -76,7 +76,7 @@ fn insert_head(out: &mut Vec<u8>, table: &TableDef, replace: bool) {
     out.extend_from_slice(b") VALUES ");
 }
 
-fn inserts<'a>(
+pub fn inserts<'a>(
     out: &mut Vec<u8>,
     table: &TableDef,
     rows: impl Iterator<Item = &'a Row>,
@@ -129,7 +129,7 @@ fn key_condition(out: &mut Vec<u8>, table: &TableDef, row: &Row) {
     }
 }
 
-fn deletes<'a>(out: &mut Vec<u8>, table: &TableDef, rows: impl Iterator<Item = &'a Row>) {
+pub fn deletes<'a>(out: &mut Vec<u8>, table: &TableDef, rows: impl Iterator<Item = &'a Row>) {
     if table.primary_key.len() != 1 {
         for row in rows {
             out.extend_from_slice(b"DELETE FROM ");

@@ -58,6 +58,8 @@ pub struct StreamConfig {
     /// Forget the task's checkpoint and start from `start`.
     pub restart: bool,
     pub group_rows: usize,
+    /// Apply each group of transactions as its net effect (see [`crate::compact`]).
+    pub compact: bool,
 }
 
 impl StreamConfig {
@@ -76,6 +78,7 @@ impl StreamConfig {
             skip_ddl_errors: false,
             restart: false,
             group_rows: GROUP_ROWS,
+            compact: true,
         }
     }
 }
@@ -191,8 +194,22 @@ impl Streamer {
     }
 
     /// Streams until `--until` is reached or `stop` turns true, then records the checkpoint.
-    pub async fn run(mut self, stop: watch::Receiver<bool>) -> Result<Summary, StreamError> {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<Summary, StreamError> {
         let started = Instant::now();
+        // The reader stops on the caller's request, and also when an applier has failed (an
+        // idle source would otherwise keep it waiting for an event that never comes).
+        let (halt, halted) = watch::channel(false);
+        let forward = {
+            let halt = halt.clone();
+            tokio::spawn(async move {
+                while !*stop.borrow_and_update() {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+                let _ = halt.send(true);
+            })
+        };
         let workers = self.config.workers.max(1);
         let progress = Arc::new(Progress::new(self.start.clone()));
         let mut queues = Vec::new();
@@ -210,6 +227,7 @@ impl Streamer {
                 checkpoints: self.checkpoints.clone(),
                 safe_until: self.safe_until.clone(),
                 group_rows: self.config.group_rows,
+                compact: self.config.compact,
             };
             appliers.push(tokio::spawn(applier.run()));
         }
@@ -226,7 +244,7 @@ impl Streamer {
             SchemaView::new(self.config.target.clone()),
             self.start.clone(),
             items_tx,
-            stop,
+            halted,
             status.clone(),
         );
         let reader = tokio::spawn(reader.run());
@@ -278,6 +296,10 @@ impl Streamer {
                 }
             }
         }
+        if failure.is_some() || progress.has_failed() {
+            let _ = halt.send(true);
+        }
+        forward.abort();
         // Closing the queues lets every applier finish what it holds, then end.
         let drains = dispatcher.drains;
         drop(dispatcher);

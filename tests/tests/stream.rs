@@ -243,8 +243,21 @@ async fn until_stops_exactly_and_from_gtid_starts_exactly() {
     let until = format!("{}:{}", ends[5].0, ends[5].1);
     let task = format!("{db}_a");
     let o = sluice(&[
-        "stream", "--source", &src, "--target", &tgt, "--from", &from, "--until", &until,
-        "--filter", &filter, "--task", &task, "--json",
+        "stream",
+        "--source",
+        &src,
+        "--target",
+        &tgt,
+        "--from",
+        &from,
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--task",
+        &task,
+        "--json",
+        "--no-compact",
     ]);
     assert!(o.status.success(), "stream --until: {}", stderr(&o));
     assert_eq!(ids(&db).await, [3, 4, 5, 6]);

@@ -64,6 +64,10 @@ pub struct StreamArgs {
     /// Go on past a DDL the target rejects (logged), instead of stopping.
     #[arg(long)]
     skip_ddl_errors: bool,
+    /// Apply each group of upstream transactions statement by statement instead of as its
+    /// net effect (one DELETE and one REPLACE per table); slower, for comparison.
+    #[arg(long)]
+    no_compact: bool,
     /// Print a status line (position, lag, rates) this often.
     #[arg(long, value_name = "SECS")]
     status_every: Option<f64>,
@@ -125,6 +129,7 @@ impl StreamArgs {
         config.meta_schema = self.meta_schema;
         config.restart = self.restart;
         config.skip_ddl_errors = self.skip_ddl_errors;
+        config.compact = !self.no_compact;
         config.status_every = status_every;
         Ok((config, self.json))
     }
