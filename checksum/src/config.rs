@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sluice_core::{Endpoint, TableFilter};
 
+use crate::sync::SyncHandle;
+
 #[derive(Debug, Clone)]
 pub struct ChecksumConfig {
     /// Only read, never written.
@@ -29,6 +31,9 @@ pub struct ChecksumConfig {
     pub apply_fix: bool,
     /// At most this many differing rows are reported (and fixed) per table.
     pub max_rows_reported: usize,
+    /// A running stream into the target: compare every chunk at a sync point (online
+    /// exactness, no rechecks) instead of rechecking mismatches.
+    pub sync: Option<SyncHandle>,
 }
 
 impl ChecksumConfig {
@@ -48,6 +53,7 @@ impl ChecksumConfig {
             fix_sql: None,
             apply_fix: false,
             max_rows_reported: 10_000,
+            sync: None,
         }
     }
 }

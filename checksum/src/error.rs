@@ -20,6 +20,9 @@ pub enum ChecksumError {
     },
     #[error("a checksum worker failed: {0}")]
     Worker(String),
+    /// The running stream could not be held at a sync point.
+    #[error("sync point: {0}")]
+    Sync(String),
 }
 
 impl ChecksumError {
@@ -27,7 +30,7 @@ impl ChecksumError {
     pub fn is_transient(&self) -> bool {
         match self {
             ChecksumError::Core(e) => e.is_transient() || matches!(e, CoreError::Server { .. }),
-            ChecksumError::Worker(_) => true,
+            ChecksumError::Worker(_) | ChecksumError::Sync(_) => true,
             _ => false,
         }
     }

@@ -13,6 +13,7 @@ use crate::config::ChecksumConfig;
 use crate::diff::{self, Side};
 use crate::report::{Report, TableReport};
 use crate::row_hash::HashSql;
+use crate::sync::{self, Synchronizer};
 use crate::{ChecksumError, fix};
 
 /// `COUNT(*)` and the two hash sums of a chunk on one side.
@@ -78,8 +79,18 @@ impl Checker {
         let config = Arc::new(config);
         let planned: Vec<Chunk> = queue.iter().cloned().collect();
 
-        let mut results = compare_all(&config, hash, &tables, queue).await?;
-        for round in 1..=config.rechecks {
+        let synchronizer = config
+            .sync
+            .as_ref()
+            .map(|h| Arc::new(Synchronizer::new(h.0.clone())));
+        let mut results = compare_all(&config, hash, &tables, queue, synchronizer.clone()).await?;
+        // At sync points a difference is real: nothing to recheck.
+        let rechecks = if synchronizer.is_some() {
+            0
+        } else {
+            config.rechecks
+        };
+        for round in 1..=rechecks {
             let mismatched: VecDeque<Chunk> = results
                 .iter()
                 .filter(|r| r.differs())
@@ -94,7 +105,7 @@ impl Checker {
                 "rechecking mismatching chunks"
             );
             tokio::time::sleep(config.recheck_delay).await;
-            let again = compare_all(&config, hash, &tables, mismatched).await?;
+            let again = compare_all(&config, hash, &tables, mismatched, None).await?;
             for r in again {
                 if let Some(slot) = results
                     .iter_mut()
@@ -146,6 +157,9 @@ impl Checker {
             let left = config
                 .max_rows_reported
                 .saturating_sub(report.differences.len());
+            if let Some(sync) = &synchronizer {
+                sync.pair(&config, &mut src_conn, &mut dst_conn).await?;
+            }
             let mut source = Side {
                 conn: &mut src_conn,
                 endpoint: &config.source,
@@ -167,6 +181,10 @@ impl Checker {
                 )
                 .await?
             };
+            if synchronizer.is_some() {
+                sync::end(&mut src_conn).await;
+                sync::end(&mut dst_conn).await;
+            }
             report.truncated |= found.truncated;
             report.differences.extend(found.differences);
             fixes.extend(found.fixes);
@@ -210,17 +228,19 @@ async fn compare_all(
     hash: HashSql,
     tables: &Arc<Vec<TableInfo>>,
     queue: VecDeque<Chunk>,
+    synchronizer: Option<Arc<Synchronizer>>,
 ) -> Result<Vec<ChunkResult>, ChecksumError> {
     let workers = config.threads.max(1).min(queue.len().max(1));
     let queue = Arc::new(Mutex::new(queue));
     let throttle = Arc::new(Throttle::new(config.max_rows_per_sec));
     let mut set = JoinSet::new();
     for _ in 0..workers {
-        let (config, tables, queue, throttle) = (
+        let (config, tables, queue, throttle, synchronizer) = (
             config.clone(),
             tables.clone(),
             queue.clone(),
             throttle.clone(),
+            synchronizer.clone(),
         );
         set.spawn(async move {
             let mut src = config.source.connect().await?;
@@ -234,10 +254,17 @@ async fn compare_all(
                 }
                 let table = &tables[chunk.table];
                 let sql = hash.chunk_sql(table, chunk.predicate.as_deref());
+                if let Some(sync) = &synchronizer {
+                    sync.pair(&config, &mut src, &mut dst).await?;
+                }
                 let (s, t) = tokio::join!(
                     fingerprint(&mut src, &config.source, &sql),
                     fingerprint(&mut dst, &config.target, &sql)
                 );
+                if synchronizer.is_some() {
+                    sync::end(&mut src).await;
+                    sync::end(&mut dst).await;
+                }
                 let (source, target) = (s?, t?);
                 throttle.account(source.0).await;
                 done.push(ChunkResult {

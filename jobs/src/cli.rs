@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::control::Call;
 use crate::{ExitCode, commands};
 
 #[derive(Debug, Parser)]
@@ -35,14 +36,14 @@ enum Command {
     Run(Unbuilt),
     /// Validate a job file and run the pre-checks against the servers.
     Check(Unbuilt),
-    /// Show the state of a running job.
-    Status(Unbuilt),
-    /// Pause a running job at the next transaction boundary.
-    Pause(Unbuilt),
-    /// Resume a paused job.
-    Resume(Unbuilt),
-    /// Stop a running job at the next transaction boundary.
-    Stop(Unbuilt),
+    /// Show the state of a running stream (its --control API).
+    Status(commands::control::ControlArgs),
+    /// Pause a running stream at the next transaction boundary.
+    Pause(commands::control::ControlArgs),
+    /// Resume a paused stream.
+    Resume(commands::control::ControlArgs),
+    /// Stop a running stream at the next transaction boundary.
+    Stop(commands::control::ControlArgs),
     /// Start two throwaway local MariaDB servers and run a whole job between them.
     Quickstart(Unbuilt),
 }
@@ -103,6 +104,10 @@ pub fn main() -> std::process::ExitCode {
         Command::Checksum(args) => runtime.block_on(commands::checksum::run(args)),
         Command::Import(args) => runtime.block_on(commands::import::run(args)),
         Command::Stream(args) => runtime.block_on(commands::stream::run(args)),
+        Command::Status(args) => runtime.block_on(commands::control::run(Call::Status, args)),
+        Command::Pause(args) => runtime.block_on(commands::control::run(Call::Pause, args)),
+        Command::Resume(args) => runtime.block_on(commands::control::run(Call::Resume, args)),
+        Command::Stop(args) => runtime.block_on(commands::control::run(Call::Stop, args)),
         other => {
             let (name, issue) = other.name_and_issue();
             eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");

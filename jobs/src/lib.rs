@@ -6,6 +6,7 @@
 
 pub mod cli;
 mod commands;
+mod control;
 mod exit;
 mod password;
 mod progress;

@@ -16,6 +16,8 @@ pub mod apply;
 pub mod cell;
 pub mod checkpoint;
 pub mod compact;
+pub mod control;
+mod coordinator;
 pub mod ddl;
 pub mod dispatch;
 mod error;
@@ -28,6 +30,7 @@ pub mod sql;
 mod stream;
 pub mod transaction;
 
+pub use control::{Control, HoldRefused, Status};
 pub use error::StreamError;
 pub use event::{ChecksumAlg, Event, EventHeader, EventReader, event_type};
 pub use reader::Until;

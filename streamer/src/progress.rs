@@ -132,6 +132,11 @@ impl Progress {
         }
     }
 
+    /// The position after the last item the reader produced.
+    pub fn snapshot_last(&self) -> sluice_core::BinlogPosition {
+        self.lock().last.position.clone()
+    }
+
     /// True once an applier has failed.
     pub fn has_failed(&self) -> bool {
         self.lock().failed

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_checksum::{Checker, ChecksumConfig, DifferenceKind, Report};
+use sluice_checksum::{Checker, ChecksumConfig, DifferenceKind, Report, SyncHandle};
 use sluice_core::TableFilter;
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
-use crate::password::endpoint_arg;
+use crate::control::ControlClient;
+use crate::password::{endpoint_arg, resolve_password};
 
 /// Compare source and target chunk by chunk and locate differing rows.
 #[derive(Debug, clap::Args)]
@@ -52,6 +53,13 @@ pub struct ChecksumArgs {
     /// Execute the repair statements on the target.
     #[arg(long)]
     apply_fix: bool,
+    /// Online mode: compare every chunk at a sync point of the stream serving its control API
+    /// here (http://HOST:PORT, its --control); differences are then real, with no rechecks.
+    #[arg(long, value_name = "URL")]
+    sync_with: Option<String>,
+    /// The stream's control token, from this file (else SLUICE_CONTROL_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    sync_token_file: Option<PathBuf>,
     /// Print the whole report as one JSON line.
     #[arg(long)]
     json: bool,
@@ -91,6 +99,12 @@ impl ChecksumArgs {
         config.rechecks = self.rechecks;
         config.recheck_delay = Duration::from_secs_f64(self.recheck_delay);
         config.fix_sql = self.fix_sql;
+        if let Some(url) = &self.sync_with {
+            let token = resolve_password(self.sync_token_file.as_deref(), "SLUICE_CONTROL_TOKEN")?;
+            let client = ControlClient::new(url, token)
+                .map_err(|e| e.replace("--control", "--sync-with"))?;
+            config.sync = Some(SyncHandle(std::sync::Arc::new(client)));
+        }
         config.apply_fix = self.apply_fix;
         Ok((config, self.json))
     }

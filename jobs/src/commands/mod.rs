@@ -2,6 +2,7 @@
 //! stage, and prints the result.
 
 pub mod checksum;
+pub mod control;
 pub mod dump;
 pub mod import;
 mod signals;

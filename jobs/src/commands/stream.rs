@@ -6,13 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_core::{BinlogPosition, GtidSet, TableFilter};
-use sluice_streamer::{StartPoint, StreamConfig, Streamer, Summary, Until};
+use sluice_core::{BinlogPosition, GtidSet, Secret, TableFilter};
+use sluice_streamer::{Control, StartPoint, StreamConfig, Streamer, Summary, Until};
 use tokio::sync::watch;
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
-use crate::password::endpoint_arg;
+use crate::password::{endpoint_arg, resolve_password};
 
 /// Stream the binlog from a position or GTID set into the target, exactly once.
 #[derive(Debug, clap::Args)]
@@ -71,13 +71,21 @@ pub struct StreamArgs {
     /// Print a status line (position, lag, rates) this often.
     #[arg(long, value_name = "SECS")]
     status_every: Option<f64>,
+    /// Serve the control API (status, pause, resume, stop, sync points) on this address,
+    /// e.g. 127.0.0.1:7300.
+    #[arg(long, value_name = "ADDR")]
+    control: Option<String>,
+    /// Guard the control API's mutating calls with the token in this file (else
+    /// SLUICE_CONTROL_TOKEN; required for a non-loopback address).
+    #[arg(long, value_name = "FILE")]
+    control_token_file: Option<PathBuf>,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
 }
 
 impl StreamArgs {
-    fn into_config(self) -> Result<(StreamConfig, bool), String> {
+    fn into_config(self) -> Result<(StreamConfig, bool, Option<ControlSetup>), String> {
         let source = endpoint_arg(
             &self.source,
             "source",
@@ -131,8 +139,31 @@ impl StreamArgs {
         config.skip_ddl_errors = self.skip_ddl_errors;
         config.compact = !self.no_compact;
         config.status_every = status_every;
-        Ok((config, self.json))
+        let control = match self.control {
+            None => None,
+            Some(address) => {
+                let addr: std::net::SocketAddr = address.parse().map_err(|_| {
+                    format!("--control {address}: expected IP:PORT, e.g. 127.0.0.1:7300")
+                })?;
+                let token =
+                    resolve_password(self.control_token_file.as_deref(), "SLUICE_CONTROL_TOKEN")?
+                        .map(Secret::new);
+                if !addr.ip().is_loopback() && token.is_none() {
+                    return Err(format!(
+                        "--control {address} is not a loopback address: give --control-token-file so that only holders of the token can pause or stop the stream"
+                    ));
+                }
+                Some(ControlSetup { addr, token })
+            }
+        };
+        Ok((config, self.json, control))
     }
+}
+
+/// Where and how the control API is served.
+struct ControlSetup {
+    addr: std::net::SocketAddr,
+    token: Option<Secret>,
 }
 
 /// `FILE:OFFSET` or a GTID set: MariaDB sets have no `:`, MySQL ones a UUID before it.
@@ -162,7 +193,7 @@ fn default_server_id(task: &str) -> u32 {
 }
 
 pub async fn run(args: StreamArgs) -> ExitCode {
-    let (config, json) = match args.into_config() {
+    let (config, json, control) = match args.into_config() {
         Ok(c) => c,
         Err(message) => {
             eprintln!("sluice stream: {message}");
@@ -191,8 +222,30 @@ pub async fn run(args: StreamArgs) -> ExitCode {
         eprintln!("sluice stream: {signal}: stopping at the next transaction boundary");
         let _ = stop_tx.send(true);
     });
-    let result = streamer.run(stop_rx).await;
+    let mut commands = None;
+    let mut server = None;
+    if let Some(setup) = control {
+        let listener = match tokio::net::TcpListener::bind(setup.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sluice stream: --control {}: {e}", setup.addr);
+                return ExitCode::UsageOrInput;
+            }
+        };
+        let (handle, rx) = Control::new();
+        commands = Some(rx);
+        tracing::info!("control API on http://{}", setup.addr);
+        server = Some(tokio::spawn(crate::control::server::serve(
+            listener,
+            handle,
+            setup.token,
+        )));
+    }
+    let result = streamer.run(stop_rx, commands).await;
     signals.abort();
+    if let Some(s) = server {
+        s.abort();
+    }
     match result {
         Ok(summary) => {
             report(&summary, json);

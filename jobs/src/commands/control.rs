@@ -1,0 +1,68 @@
+//! `sluice status|pause|resume|stop --control URL`: calls on a running stream's control API.
+
+use std::path::PathBuf;
+
+use crate::ExitCode;
+use crate::control::ControlClient;
+use crate::password::resolve_password;
+
+/// Where the running stream listens.
+#[derive(Debug, clap::Args)]
+pub struct ControlArgs {
+    /// The stream's control address: http://HOST:PORT (its --control).
+    #[arg(long, value_name = "URL")]
+    control: String,
+    /// The API token, from this file (else SLUICE_CONTROL_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// Which call.
+#[derive(Debug, Clone, Copy)]
+pub enum Call {
+    Status,
+    Pause,
+    Resume,
+    Stop,
+}
+
+pub async fn run(call: Call, args: ControlArgs) -> ExitCode {
+    let token = match resolve_password(args.token_file.as_deref(), "SLUICE_CONTROL_TOKEN") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::UsageOrInput;
+        }
+    };
+    let client = match ControlClient::new(&args.control, token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::UsageOrInput;
+        }
+    };
+    let (method, path) = match call {
+        Call::Status => ("GET", "/status"),
+        Call::Pause => ("POST", "/pause"),
+        Call::Resume => ("POST", "/resume"),
+        Call::Stop => ("POST", "/stop"),
+    };
+    match client.call(method, path).await {
+        Ok((200, body)) => {
+            println!("{body}");
+            ExitCode::Success
+        }
+        Ok((401, body)) => {
+            eprintln!("sluice: {path} refused: {body}");
+            ExitCode::UsageOrInput
+        }
+        Ok((code, body)) => {
+            eprintln!("sluice: {path}: HTTP {code}: {body}");
+            ExitCode::Transient
+        }
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::Transient
+        }
+    }
+}
