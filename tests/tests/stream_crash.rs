@@ -190,3 +190,123 @@ async fn a_source_restart_mid_stream_is_reconnected_without_loss() {
     assert!(status.success(), "stream: {log}");
     assert_same(&own, &db).await;
 }
+
+/// Every transaction of the workload inserts five rows under one transaction number, four in
+/// one table and one in another: a target that ever shows some but not all of them has applied
+/// half a transaction.
+async fn partial_transactions(db: &str) -> Vec<(i64, i64)> {
+    let mut t = target().conn().await;
+    t.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await
+        .unwrap();
+    let bad: Vec<(i64, i64)> = t
+        .query(format!(
+            "SELECT tx, COUNT(*) FROM (SELECT tx FROM `{db}`.parts UNION ALL SELECT tx FROM `{db}`.other) x \
+             GROUP BY tx HAVING COUNT(*) <> 5"
+        ))
+        .await
+        .unwrap();
+    t.query_drop("COMMIT").await.unwrap();
+    bad
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_at_random_moments_never_leave_half_a_transaction_applied() {
+    let db = unique_name("stream_signals");
+    let ddl = format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.parts (tx INT, part INT, PRIMARY KEY (tx, part));
+         CREATE TABLE `{db}`.other (tx INT PRIMARY KEY)"
+    );
+    target().conn().await.query_drop(&ddl).await.unwrap();
+    let mut s = source().conn().await;
+    s.query_drop(&ddl).await.unwrap();
+    let start = binlog_end(&mut s).await;
+    let from = format!("{}:{}", start.0, start.1);
+    let writer = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut c = source().conn().await;
+            let started = Instant::now();
+            let mut tx = 0i64;
+            while started.elapsed() < Duration::from_secs(6) {
+                // Five statements in one transaction: the binlog carries five row events.
+                let mut sql = String::from("BEGIN;");
+                for part in 0..4 {
+                    sql.push_str(&format!("INSERT INTO `{db}`.parts VALUES ({tx}, {part});"));
+                }
+                sql.push_str(&format!("INSERT INTO `{db}`.other VALUES ({tx});"));
+                sql.push_str("COMMIT");
+                c.query_drop(sql).await.unwrap();
+                tx += 1;
+            }
+            tx
+        })
+    };
+    let (src, tgt) = (source().url(), target().url());
+    let filter = format!("{db}.*");
+    let args = [
+        "--source",
+        &src,
+        "--target",
+        &tgt,
+        "--from",
+        &from,
+        "--filter",
+        &filter,
+        "--task",
+        &db,
+        "--workers",
+        "2",
+    ];
+    let mut r = Lcg(99);
+    for round in 0..8 {
+        let stream = Background::start(SLUICE, &args);
+        let until = Instant::now() + Duration::from_millis(200 + r.next(600));
+        while Instant::now() < until {
+            let bad = partial_transactions(&db).await;
+            assert!(
+                bad.is_empty(),
+                "round {round}: partial transactions on the target: {bad:?}"
+            );
+        }
+        // SIGTERM and SIGINT alike stop at a transaction boundary with exit 0.
+        let signal = if round % 2 == 0 { "-TERM" } else { "-INT" };
+        let _ = Command::new("kill")
+            .args([signal, &stream.child.id().to_string()])
+            .status();
+        let mut stream = stream;
+        let status = stream.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "round {round} ({signal}): {}",
+            stream.log()
+        );
+        assert!(partial_transactions(&db).await.is_empty());
+    }
+    let transactions = writer.await.unwrap();
+    let end = binlog_end(&mut s).await;
+    let until = format!("{}:{}", end.0, end.1);
+    let mut last: Vec<&str> = args.to_vec();
+    last.extend(["--until", &until]);
+    let out = Command::new(SLUICE)
+        .arg("stream")
+        .args(&last)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "final run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: i64 = target()
+        .conn()
+        .await
+        .query_first(format!(
+            "SELECT (SELECT COUNT(*) FROM `{db}`.parts) + (SELECT COUNT(*) FROM `{db}`.other)"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rows, transactions * 5);
+}
