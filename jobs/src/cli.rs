@@ -33,7 +33,9 @@ enum Command {
     /// Compare source and target chunk by chunk and locate differing rows.
     Checksum(commands::checksum::ChecksumArgs),
     /// Run a job file: dump → import → stream, resuming where a previous run stopped.
-    Run(Unbuilt),
+    Run(commands::run::RunArgs),
+    /// Job files: `sluice config example` prints a commented one; `validate FILE` checks one.
+    Config(commands::run::ConfigArgs),
     /// Validate a job file and run the pre-checks against the servers.
     Check(Unbuilt),
     /// Show the state of a running stream (its --control API).
@@ -64,6 +66,7 @@ impl Command {
             Command::Stream(_) => ("stream", 5),
             Command::Checksum(_) => ("checksum", 7),
             Command::Run(_) => ("run", 8),
+            Command::Config(_) => ("config", 8),
             Command::Check(_) => ("check", 8),
             Command::Status(_) => ("status", 8),
             Command::Pause(_) => ("pause", 6),
@@ -104,6 +107,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Checksum(args) => runtime.block_on(commands::checksum::run(args)),
         Command::Import(args) => runtime.block_on(commands::import::run(args)),
         Command::Stream(args) => runtime.block_on(commands::stream::run(args)),
+        Command::Run(args) => runtime.block_on(commands::run::run(args)),
+        Command::Config(args) => commands::run::config(args),
         Command::Status(args) => runtime.block_on(commands::control::run(Call::Status, args)),
         Command::Pause(args) => runtime.block_on(commands::control::run(Call::Pause, args)),
         Command::Resume(args) => runtime.block_on(commands::control::run(Call::Resume, args)),

@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 mod control;
 mod exit;
+mod job;
 mod password;
 mod progress;
 

@@ -7,7 +7,9 @@
 //! applier goes to that applier, behind them; one with no live keys goes to the least busy
 //! applier; one whose live keys belong to several appliers waits until everything in flight
 //! has committed (a drain), then goes anywhere. Keys of committed transactions are not
-//! conflicts, so independent work spreads over all appliers.
+//! conflicts, so independent work spreads over all appliers. A transaction on a table without
+//! a primary key runs alone (drains before and after), so that it is never re-applied by a
+//! safe-mode replay, where a keyless insert would be doubled.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,16 +55,30 @@ impl Dispatcher {
     }
 
     pub async fn dispatch(&mut self, t: Transaction) -> Result<(), AppliersGone> {
-        let worker = if self.queues.len() == 1 {
-            0
-        } else {
-            self.choose(&t).await?
-        };
+        if self.queues.len() == 1 {
+            self.progress.dispatched(t.seq, &t.end);
+            return self.queues[0]
+                .send(Arc::new(t))
+                .await
+                .map_err(|_| AppliersGone);
+        }
+        // A change to a table without a primary key cannot be replayed idempotently, so it
+        // must never fall into a safe-mode window: it runs alone, with nothing in flight
+        // before or after it, and the watermark passes exactly over it.
+        let keyless = t.changes.iter().any(|c| !c.table.has_primary_key());
+        if keyless {
+            self.drain().await?;
+        }
+        let worker = self.choose(&t).await?;
         self.progress.dispatched(t.seq, &t.end);
         self.queues[worker]
             .send(Arc::new(t))
             .await
-            .map_err(|_| AppliersGone)
+            .map_err(|_| AppliersGone)?;
+        if keyless {
+            self.drain().await?;
+        }
+        Ok(())
     }
 
     async fn choose(&mut self, t: &Transaction) -> Result<usize, AppliersGone> {

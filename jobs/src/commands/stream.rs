@@ -185,7 +185,7 @@ fn parse_until(text: &str) -> Result<Until, String> {
 }
 
 /// A replica id from the task name, far from the small ids servers usually have.
-fn default_server_id(task: &str) -> u32 {
+pub(crate) fn default_server_id(task: &str) -> u32 {
     let h = task.bytes().fold(2_166_136_261u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(16_777_619)
     });

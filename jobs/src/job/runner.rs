@@ -1,0 +1,443 @@
+//! `sluice run`: the phases of a job, resumable.
+//!
+//! The job's phase lives in the target's `sluice_meta.jobs`, written after each phase ends, so
+//! a killed job rerun with the same command continues: a finished dump (its `metadata.json`
+//! is written last) is not taken again, the import continues from its table checkpoints, the
+//! stream from its checkpoint (task = the job's name). An unfinished dump is taken again from
+//! the start (its files are replaced; chunk-level resume of the dumper is not built yet).
+//!
+//! One-shot mode streams from the dump's position until the target has caught up with the
+//! source's binlog end as it was when the stream started, then checks every table online at
+//! sync points of the running stream (so writes may go on), stops the stream at a transaction
+//! boundary and exits 0 when equal, 1 when not. Continuous mode streams until stopped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+use sluice_checksum::{Checker, ChecksumConfig, Hold, SyncHandle, SyncPoints, sync::BoxFuture};
+use sluice_core::layout::{Compression, DataFormat, METADATA_FILE};
+use sluice_core::{BinlogPosition, Endpoint, Storage, quote_string};
+use sluice_dumper::{DumpConfig, Dumper, LogObserver};
+use sluice_importer::{ImportConfig, ImportLog, Importer};
+use sluice_streamer::{Control, StartPoint, StreamConfig, Streamer};
+use tokio::sync::watch;
+
+use super::file::Job;
+use crate::ExitCode;
+
+/// Why a job stopped short, with the exit code it deserves.
+#[derive(Debug)]
+pub struct JobFailed {
+    pub code: ExitCode,
+    pub message: String,
+}
+
+fn fail(code: ExitCode, message: impl std::fmt::Display) -> JobFailed {
+    JobFailed {
+        code,
+        message: message.to_string(),
+    }
+}
+
+fn transient_or_input(transient: bool) -> ExitCode {
+    if transient {
+        ExitCode::Transient
+    } else {
+        ExitCode::UsageOrInput
+    }
+}
+
+/// What a finished job reports.
+#[derive(Debug, Default, Serialize)]
+pub struct JobSummary {
+    pub name: String,
+    pub phases: Vec<String>,
+    pub dumped_rows: u64,
+    pub imported_rows: u64,
+    pub streamed_transactions: u64,
+    pub position: String,
+    pub checksum_equal: Option<bool>,
+    pub seconds: f64,
+}
+
+/// The job's phase on the target.
+struct State {
+    target: Endpoint,
+    name: String,
+}
+
+impl State {
+    async fn phase(&self) -> Result<String, JobFailed> {
+        let mut c = self
+            .target
+            .connect()
+            .await
+            .map_err(|e| fail(transient_or_input(e.is_transient()), e))?;
+        let q = |e| {
+            fail(
+                ExitCode::Transient,
+                self.target.error("read the job state", e),
+            )
+        };
+        c.query_drop(
+            "CREATE DATABASE IF NOT EXISTS sluice_meta; \
+             CREATE TABLE IF NOT EXISTS sluice_meta.jobs (name VARCHAR(100) PRIMARY KEY, phase VARCHAR(20) NOT NULL, \
+             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))",
+        )
+        .await
+        .map_err(q)?;
+        let phase: Option<String> = c
+            .query_first(format!(
+                "SELECT phase FROM sluice_meta.jobs WHERE name = {}",
+                quote_string(&self.name)
+            ))
+            .await
+            .map_err(q)?;
+        Ok(phase.unwrap_or_else(|| "dump".to_owned()))
+    }
+
+    async fn set(&self, phase: &str) -> Result<(), JobFailed> {
+        let mut c = self
+            .target
+            .connect()
+            .await
+            .map_err(|e| fail(transient_or_input(e.is_transient()), e))?;
+        c.query_drop(format!(
+            "REPLACE INTO sluice_meta.jobs (name, phase) VALUES ({}, {})",
+            quote_string(&self.name),
+            quote_string(phase)
+        ))
+        .await
+        .map_err(|e| {
+            fail(
+                ExitCode::Transient,
+                self.target.error("record the job state", e),
+            )
+        })
+    }
+}
+
+const ORDER: [&str; 4] = ["dump", "import", "stream", "done"];
+
+fn at_or_before(phase: &str, current: &str) -> bool {
+    let i = |p: &str| ORDER.iter().position(|x| *x == p).unwrap_or(0);
+    i(current) <= i(phase)
+}
+
+pub async fn run(job: Job, mut stop: watch::Receiver<bool>) -> Result<JobSummary, JobFailed> {
+    let started = Instant::now();
+    let mut summary = JobSummary {
+        name: job.name.clone(),
+        ..JobSummary::default()
+    };
+    let state = State {
+        target: job.target.clone(),
+        name: job.name.clone(),
+    };
+    let mut phase = state.phase().await?;
+    if phase == "done" && job.continuous {
+        phase = "stream".into();
+    }
+    if phase == "done" {
+        tracing::info!("job `{}` is done already", job.name);
+        summary.phases.push("done".into());
+        return Ok(summary);
+    }
+    if at_or_before("dump", &phase) {
+        dump(&job, &mut summary).await?;
+        state.set("import").await?;
+    }
+    if at_or_before("import", &phase) {
+        import(&job, &mut summary).await?;
+        state.set("stream").await?;
+    }
+    let equal = stream(&job, &mut summary, &mut stop).await?;
+    if !job.continuous {
+        state.set("done").await?;
+    }
+    summary.checksum_equal = equal;
+    summary.seconds = started.elapsed().as_secs_f64();
+    if equal == Some(false) {
+        return Err(fail(
+            ExitCode::Differences,
+            format!(
+                "job `{}`: the final checksum found differences (see above)",
+                job.name
+            ),
+        ));
+    }
+    Ok(summary)
+}
+
+async fn dump(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
+    summary.phases.push("dump".into());
+    let storage = Storage::open(&job.storage).map_err(|e| fail(ExitCode::UsageOrInput, e))?;
+    if storage
+        .get_if_exists(METADATA_FILE)
+        .await
+        .map_err(|e| fail(ExitCode::Transient, e))?
+        .is_some()
+    {
+        tracing::info!(
+            "{}: a finished dump is there already; not dumping again",
+            job.storage
+        );
+        return Ok(());
+    }
+    let mut config = DumpConfig::new(job.source.clone(), job.storage.clone());
+    config.filter = job.filter.clone();
+    // A dump that did not finish left files without metadata.json: take it again whole.
+    config.overwrite = true;
+    if let Some(t) = job.dump_threads {
+        config.threads = t;
+    }
+    if let Some(n) = job.dump_chunk_rows {
+        config.chunk_rows = n;
+    }
+    config.format = match job.dump_format.as_deref() {
+        Some("csv") => DataFormat::Csv,
+        Some("parquet") => DataFormat::Parquet,
+        _ => DataFormat::Sql,
+    };
+    config.compression = match job.dump_compress.as_deref() {
+        Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
+        _ => Compression::None,
+    };
+    tracing::info!("phase dump: {} → {}", job.source, job.storage);
+    let dumper = Dumper::build(config)
+        .await
+        .map_err(|e| fail(transient_or_input(e.is_transient()), format!("dump: {e}")))?;
+    let s = dumper
+        .run(Arc::new(LogObserver::default()))
+        .await
+        .map_err(|e| fail(transient_or_input(e.is_transient()), format!("dump: {e}")))?;
+    summary.dumped_rows = s.rows;
+    eprintln!(
+        "sluice run: dump: {} tables, {} rows in {:.2} s",
+        s.tables, s.rows, s.seconds
+    );
+    Ok(())
+}
+
+async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
+    summary.phases.push("import".into());
+    let mut config = ImportConfig::new(job.storage.clone(), job.target.clone());
+    config.filter = job.filter.clone();
+    config.observer = Arc::new(ImportLog::default());
+    if let Some(t) = job.import_threads {
+        config.threads = t;
+    }
+    if let Some(d) = &job.sort_dir {
+        config.sort_dir = d.into();
+    }
+    if let Some(m) = job.sort_memory {
+        config.sort_memory = m as usize;
+    }
+    tracing::info!("phase import: {} → {}", job.storage, job.target);
+    let importer = Importer::build(config)
+        .await
+        .map_err(|e| fail(transient_or_input(e.is_transient()), format!("import: {e}")))?;
+    let s = importer.run().await.map_err(|e| {
+        let code = if matches!(e, sluice_importer::ImportError::Verification { .. }) {
+            ExitCode::Differences
+        } else {
+            transient_or_input(e.is_transient())
+        };
+        fail(code, format!("import: {e}"))
+    })?;
+    summary.imported_rows = s.rows;
+    eprintln!(
+        "sluice run: import: {} tables ({} done before), {} rows in {:.2} s",
+        s.tables, s.tables_skipped, s.rows, s.seconds
+    );
+    Ok(())
+}
+
+/// The stream phase; in one-shot mode also the final online checksum (its verdict).
+async fn stream(
+    job: &Job,
+    summary: &mut JobSummary,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<bool>, JobFailed> {
+    summary.phases.push("stream".into());
+    let mut config = StreamConfig::new(
+        job.source.clone(),
+        job.target.clone(),
+        StartPoint::Dump(job.storage.clone()),
+    );
+    config.filter = job.filter.clone();
+    config.task = job.name.clone();
+    config.workers = job.stream_workers;
+    config.server_id = job
+        .server_id
+        .unwrap_or_else(|| crate::commands::stream::default_server_id(&job.name));
+    config.status_every = job.status_every;
+    let streamer = Streamer::build(config)
+        .await
+        .map_err(|e| fail(transient_or_input(e.is_transient()), format!("stream: {e}")))?;
+    let (control, commands) = Control::new();
+    let server = match job.control_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                fail(
+                    ExitCode::UsageOrInput,
+                    format!("[control] listen {addr}: {e}"),
+                )
+            })?;
+            eprintln!("sluice run: control API on http://{addr}");
+            Some(tokio::spawn(crate::control::server::serve(
+                listener,
+                control.clone(),
+                job.control_token.clone(),
+            )))
+        }
+        None => None,
+    };
+    let end = if job.continuous {
+        None
+    } else {
+        Some(source_end(&job.source).await?)
+    };
+    let running = tokio::spawn(streamer.run(stop.clone(), Some(commands)));
+    let mut verdict = None;
+    if let Some(end) = end {
+        eprintln!("sluice run: stream: catching up to {end}");
+        wait_until(&control, &end, stop).await?;
+        if !*stop.borrow() {
+            verdict = Some(final_checksum(job, &control).await?);
+        }
+        let _ = control.stop().await;
+    }
+    let result = running
+        .await
+        .map_err(|e| fail(ExitCode::Transient, format!("the stream task failed: {e}")))?;
+    if let Some(s) = server {
+        s.abort();
+    }
+    let s =
+        result.map_err(|e| fail(transient_or_input(e.is_transient()), format!("stream: {e}")))?;
+    summary.streamed_transactions = s.transactions;
+    summary.position = s.position.clone();
+    eprintln!(
+        "sluice run: stream: {} transactions, {} rows; at {} ({})",
+        s.transactions, s.rows, s.position, s.gtid
+    );
+    Ok(verdict)
+}
+
+async fn source_end(source: &Endpoint) -> Result<BinlogPosition, JobFailed> {
+    let mut c = source
+        .connect()
+        .await
+        .map_err(|e| fail(ExitCode::Transient, e))?;
+    let row: Option<mysql_async::Row> = c.query_first("SHOW MASTER STATUS").await.map_err(|e| {
+        fail(
+            ExitCode::Transient,
+            source.error("read the binlog position", e),
+        )
+    })?;
+    let row = row.ok_or_else(|| {
+        fail(
+            ExitCode::UsageOrInput,
+            format!("{source}: the binlog is off"),
+        )
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let offset: u64 = row.get(1).unwrap_or_default();
+    Ok(BinlogPosition::new(file, offset))
+}
+
+/// Waits until the stream has applied everything up to `end`.
+async fn wait_until(
+    control: &Control,
+    end: &BinlogPosition,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), JobFailed> {
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        match control.status().await {
+            Ok(s) => {
+                if s.position
+                    .parse::<BinlogPosition>()
+                    .is_ok_and(|p| p >= *end)
+                {
+                    return Ok(());
+                }
+            }
+            // The stream ended (an error it will report): nothing to wait for.
+            Err(_) => return Ok(()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Sync points of the stream running in this process.
+struct InProcess(Control);
+
+impl SyncPoints for InProcess {
+    fn hold<'a>(&'a self, at: Option<&'a BinlogPosition>) -> BoxFuture<'a, Result<Hold, String>> {
+        Box::pin(async move {
+            match self.0.hold(at.cloned()).await {
+                Ok(Ok(_)) => Ok(Hold::Held),
+                Ok(Err(_)) => Ok(Hold::Retry),
+                Err(_) => Err("the stream has ended".to_owned()),
+            }
+        })
+    }
+
+    fn release(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .release()
+                .await
+                .map_err(|_| "the stream has ended".to_owned())
+        })
+    }
+}
+
+async fn final_checksum(job: &Job, control: &Control) -> Result<bool, JobFailed> {
+    let mut config = ChecksumConfig::new(job.source.clone(), job.target.clone());
+    config.filter = job.filter.clone();
+    if let Some(t) = job.checksum_threads {
+        config.threads = t;
+    }
+    if let Some(n) = job.checksum_chunk_rows {
+        config.chunk_rows = n;
+    }
+    config.sync = Some(SyncHandle(Arc::new(InProcess(control.clone()))));
+    let checker = Checker::build(config).await.map_err(|e| {
+        fail(
+            transient_or_input(e.is_transient()),
+            format!("checksum: {e}"),
+        )
+    })?;
+    let report = checker.run().await.map_err(|e| {
+        fail(
+            transient_or_input(e.is_transient()),
+            format!("checksum: {e}"),
+        )
+    })?;
+    for t in &report.tables {
+        let state = if t.is_equal() { "equal" } else { "DIFFERENT" };
+        eprintln!(
+            "sluice run: checksum: {}: {state} ({} rows)",
+            t.table, t.source_rows
+        );
+        for d in t.differences.iter().take(20) {
+            eprintln!("      {}: {:?}", d.key, d.kind);
+        }
+    }
+    eprintln!(
+        "sluice run: checksum: {} rows in {} chunks, {:.2} s, at sync points of the running stream",
+        report.rows, report.chunks, report.seconds
+    );
+    Ok(report.is_equal())
+}

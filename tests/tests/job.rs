@@ -1,0 +1,193 @@
+//! `sluice run JOB.toml` end to end: a one-shot job with S3 storage (moto) under live writes
+//! ends with the online checksum equal; a job killed with SIGKILL in its phases continues when
+//! the same command runs again; a malformed job file is refused with its place named.
+
+#![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use sluice_tests::tools::{all_rows, checksum_table};
+use sluice_tests::types_table::seed_types_table;
+use sluice_tests::{s3, source, target, unique_name};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice-under-test");
+
+fn job_file(
+    dir: &std::path::Path,
+    name: &str,
+    db: &str,
+    storage: &str,
+    mode: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\nmode = \"{mode}\"\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n\
+             [storage]\nurl = \"{storage}\"\n\n[filter]\ninclude = [\"{db}.*\"]\n\n[dump]\nthreads = 2\nchunk_rows = 20000\n\n\
+             [checksum]\nthreads = 2\nchunk_rows = 20000\n",
+            source().url(),
+            target().url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_job(path: &std::path::Path) -> Command {
+    let mut c = Command::new(SLUICE);
+    c.arg("run").arg(path).env("SLUICE_LOG", "warn");
+    for (k, v) in s3().env() {
+        c.env(k, v);
+    }
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    c.output().unwrap()
+}
+
+async fn seed(db: &str, rows: u64) {
+    let mut s = source().conn().await;
+    s.query_drop(format!(
+        "CREATE DATABASE IF NOT EXISTS `{db}`; CREATE TABLE `{db}`.big (id INT PRIMARY KEY, v BIGINT, pad VARCHAR(100));
+         INSERT INTO `{db}`.big SELECT seq, seq * 7, REPEAT('p', seq % 100) FROM `{db}`.seq_1_to_{rows};"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Writes to `big` (ids above the seeded ones and updates of seeded ones) for `seconds`.
+async fn writer(db: String, seconds: u64) -> u64 {
+    let mut c = source().conn().await;
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        c.query_drop(format!(
+            "BEGIN; INSERT INTO `{db}`.big VALUES ({}, {n}, 'w') ON DUPLICATE KEY UPDATE v = v + 1; \
+             UPDATE `{db}`.big SET v = v - 1 WHERE id = {}; COMMIT",
+            1_000_000 + n % 500,
+            1 + (n * 13) % 1000
+        ))
+        .await
+        .unwrap();
+        n += 1;
+    }
+    n
+}
+
+// Multi-threaded: the writer keeps writing while the test waits on the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_shot_job_with_s3_storage_under_writes_ends_with_an_equal_checksum() {
+    let db = seed_types_table("job_s3").await;
+    seed(&db, 30_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("job_s3");
+    let path = job_file(dir.path(), &name, &db, &s3().url(&name), "one-shot");
+    let writes = tokio::spawn(writer(db.clone(), 8));
+    let o = output(run_job(&path));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "job failed: {stderr}");
+    assert!(
+        stderr.contains("checksum") && !stderr.contains("DIFFERENT"),
+        "{stderr}"
+    );
+    assert!(
+        writes.await.unwrap() > 50,
+        "the writer wrote during the job"
+    );
+    // The same command again: the job is done.
+    let o = output(run_job(&path));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[tokio::test]
+async fn a_job_killed_in_its_phases_continues_when_run_again() {
+    let db = unique_name("job_kill");
+    seed(&db, 200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("job_kill");
+    let storage = dir.path().join("dump");
+    let path = job_file(
+        dir.path(),
+        &name,
+        &db,
+        storage.to_str().unwrap(),
+        "one-shot",
+    );
+    for delay_ms in [300u64, 900, 1600, 2600] {
+        let mut c = run_job(&path);
+        let mut child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Writes go on between the runs: the stream must carry them.
+        let mut s = source().conn().await;
+        s.query_drop(format!(
+            "UPDATE `{db}`.big SET v = v + {delay_ms} WHERE id % 1000 = 0; DELETE FROM `{db}`.big WHERE id = {delay_ms}"
+        ))
+        .await
+        .unwrap();
+    }
+    let o = output(run_job(&path));
+    assert!(
+        o.status.success(),
+        "final run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let name_sql = format!("`{db}`.`big`");
+    let mut s = source().conn().await;
+    let mut t = target().conn().await;
+    assert_eq!(
+        checksum_table(&mut s, &name_sql).await,
+        checksum_table(&mut t, &name_sql).await,
+        "CHECKSUM TABLE after the resumed job"
+    );
+    assert_eq!(
+        all_rows(&mut s, &name_sql, "id").await.len(),
+        all_rows(&mut t, &name_sql, "id").await.len()
+    );
+}
+
+#[test]
+fn a_malformed_job_file_is_refused_with_every_place_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "name = \"bad\"\n[source]\nurl = \"mysql://root@127.0.0.1:1\"\n[target]\nurl = \"mysql://root@127.0.0.1:2\"\n\
+         [storage]\nurl = \"/tmp/x\"\n[dump]\nthread = 4\n[stream]\nstatus_every = \"soon\"\n",
+    )
+    .unwrap();
+    let o = Command::new(SLUICE).arg("run").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("unknown key `thread` in [dump]; did you mean `threads`?")
+            && e.contains("bad.toml:9:1"),
+        "{e}"
+    );
+    assert!(
+        e.contains("status_every") && e.contains("bad.toml:11:16"),
+        "{e}"
+    );
+    let example = Command::new(SLUICE)
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(example.status.success());
+    let example_path = dir.path().join("example.toml");
+    std::fs::write(&example_path, &example.stdout).unwrap();
+    let o = Command::new(SLUICE)
+        .args(["config", "validate"])
+        .arg(&example_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
