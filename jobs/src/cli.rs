@@ -37,7 +37,7 @@ enum Command {
     /// Job files: `sluice config example` prints a commented one; `validate FILE` checks one.
     Config(commands::run::ConfigArgs),
     /// Validate a job file and run the pre-checks against the servers.
-    Check(Unbuilt),
+    Check(commands::run::CheckArgs),
     /// Show the state of a running stream (its --control API).
     Status(commands::control::ControlArgs),
     /// Pause a running stream at the next transaction boundary.
@@ -108,6 +108,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Import(args) => runtime.block_on(commands::import::run(args)),
         Command::Stream(args) => runtime.block_on(commands::stream::run(args)),
         Command::Run(args) => runtime.block_on(commands::run::run(args)),
+        Command::Check(args) => runtime.block_on(commands::run::check(args)),
         Command::Config(args) => commands::run::config(args),
         Command::Status(args) => runtime.block_on(commands::control::run(Call::Status, args)),
         Command::Pause(args) => runtime.block_on(commands::control::run(Call::Pause, args)),

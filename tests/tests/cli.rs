@@ -48,7 +48,7 @@ fn unknown_subcommand_is_a_usage_error() {
 
 #[test]
 fn unbuilt_subcommand_says_so_and_exits_2() {
-    let out = sluice(&["check", "job.toml"]);
+    let out = sluice(&["quickstart"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
 }

@@ -191,3 +191,69 @@ fn a_malformed_job_file_is_refused_with_every_place_named() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[tokio::test]
+async fn check_reports_every_failing_pre_check() {
+    // A source that logs statements, a user without replication grants, a keyless table.
+    let own =
+        sluice_tests::MariaDb::start_with(sluice_tests::Role::Source, "binlog_format=STATEMENT");
+    let mut c = own.conn().await;
+    c.query_drop(
+        "CREATE DATABASE app; CREATE TABLE app.keyless (a INT); INSERT INTO app.keyless VALUES (1);
+         CREATE USER 'weak'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO 'weak'@'%';",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("check.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"check\"\n[source]\nurl = \"mysql://weak:pw@127.0.0.1:{}\"\n[target]\nurl = \"{}\"\n\
+             [storage]\nurl = \"{}\"\n[filter]\ninclude = [\"app.*\"]\n",
+            own.port,
+            target().url(),
+            dir.path().join("dump").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(SLUICE)
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{out}");
+    let line = |check: &str| {
+        out.lines()
+            .find(|l| l.starts_with(check))
+            .unwrap_or_else(|| panic!("no `{check}` line in:\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        line("binlog_format").contains("FAIL") && line("binlog_format").contains("STATEMENT"),
+        "{out}"
+    );
+    let grants = line("source privileges");
+    assert!(
+        grants.contains("FAIL")
+            && grants.contains("RELOAD")
+            && grants.contains("REPLICATION SLAVE"),
+        "{out}"
+    );
+    assert!(
+        line("primary keys").contains("WARN") && line("primary keys").contains("app.keyless"),
+        "{out}"
+    );
+    assert!(line("storage").contains("pass"), "{out}");
+    assert!(
+        out.contains("fix: SET GLOBAL binlog_format = 'ROW'"),
+        "{out}"
+    );
+}

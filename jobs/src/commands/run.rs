@@ -19,6 +19,42 @@ pub struct RunArgs {
     json: bool,
 }
 
+/// Validate a job file and run the pre-checks against the servers.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[arg(value_name = "JOB.toml")]
+    job: PathBuf,
+    /// Print the findings as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn check(args: CheckArgs) -> ExitCode {
+    let job = match file::load(&args.job) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::UsageOrInput;
+        }
+    };
+    let findings = crate::job::check::run(&job).await;
+    if args.json {
+        println!("{}", serde_json::to_string(&findings).unwrap_or_default());
+    } else {
+        crate::job::check::print(&findings);
+    }
+    let failed = findings
+        .iter()
+        .filter(|f| f.verdict == crate::job::check::Verdict::Fail)
+        .count();
+    if failed > 0 {
+        eprintln!("sluice check: {failed} pre-check(s) failed");
+        ExitCode::UsageOrInput
+    } else {
+        ExitCode::Success
+    }
+}
+
 /// Job file helpers.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
