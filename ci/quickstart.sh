@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Quickstart: set up, start two throwaway MariaDB servers (SOURCE and TARGET) on free loopback
-# ports, seed a small shop database, keep writing to it, and run what Sluice can do today:
-# a consistent dump taken while the writes go on, a bulk import of it into TARGET, and a
-# checksum that proves TARGET equals SOURCE at the dump's moment. Everything is removed at
-# the end. Streaming (issue #5) joins as it is built; `sluice quickstart` (issue #8) will
-# replace this script.
+# ports, seed a small shop database, keep writing to it, and run the whole flow: a consistent
+# dump taken while the writes go on, a bulk import of it into TARGET, binlog streaming from the
+# dump's exact position while writes continue, and an online checksum at a sync point of the
+# running stream that proves TARGET equals SOURCE. Everything is removed at the end.
+# `sluice quickstart` (issue #8) will replace this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +13,10 @@ echo "== quickstart: set-up done"
 
 work=$(mktemp -d -t sluice-quickstart-XXXXXX)
 writer_pid=""
+stream_pid=""
 cleanup() {
   [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null || true
+  [ -n "$stream_pid" ] && kill "$stream_pid" 2>/dev/null || true
   # Closing the sandbox's stdin stops both servers (its watchdog removes their folders).
   [ -n "${SANDBOX_IN:-}" ] && exec {SANDBOX_IN}>&- || true
   rm -rf "$work"
@@ -79,20 +81,48 @@ s = json.load(open(f"{sys.argv[1]}/import.json"))
 print(f"   imported {s['rows']:,} rows of {s['tables']} tables in {s['seconds']:.2f} s (row counts and fingerprints verified)")
 PY
 
-# SOURCE has moved on since the snapshot (the writer kept going). Until `sluice stream` exists,
-# TARGET is brought to SOURCE's current state by replaying the binlog from the dump's exact
-# position with mariadb-binlog; the checksum then proves the dump + replay lost and doubled
-# nothing.
-echo "== quickstart: replaying SOURCE's binlog from the dump's position (mariadb-binlog, until streaming is built)"
-read -r file offset < <(python3 -c "import json,sys; m=json.load(open('$work/dump/metadata.json'))['snapshot']; print(m['binlog_file'], m['binlog_offset'])")
-target_port=${TARGET##*:}
-mariadb-binlog --no-defaults --read-from-remote-server --protocol=TCP -h 127.0.0.1 -P "$source_port" -u root \
-  --start-position="$offset" --database=shop --to-last-log "$file" \
-  | mariadb --no-defaults --protocol=TCP -h 127.0.0.1 -P "$target_port" -u root
+# SOURCE has moved on since the snapshot. sluice stream carries it from the dump's exact
+# position, with the writes still going on; the checksum then runs online, at a sync point of
+# the running stream, and proves that dump + import + stream lost and doubled nothing.
+echo "== quickstart: sluice stream from the dump's position into TARGET (writes resume on SOURCE)"
+(
+  while true; do
+    sql shop -e "BEGIN; INSERT INTO orders (customer_id, amount, status) VALUES (FLOOR(1 + RAND() * 20000), 9.99, 'new');
+                 UPDATE orders SET status = 'shipped' WHERE id = FLOOR(1 + RAND() * 200000); COMMIT;" 2>/dev/null || exit 0
+  done
+) &
+writer_pid=$!
+control_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+control="http://127.0.0.1:$control_port"
+target/debug/sluice stream --source "$SOURCE" --target "$TARGET" --from-dump "$work/dump" --filter 'shop.*' \
+  --workers 2 --control "127.0.0.1:$control_port" 2> "$work/stream.log" &
+stream_pid=$!
+for _ in $(seq 1 100); do
+  target/debug/sluice status --control "$control" > "$work/status.json" 2>/dev/null && break
+  sleep 0.1
+done
+sleep 3
+target/debug/sluice status --control "$control" > "$work/status.json"
+python3 - "$work" <<'PY'
+import json, sys
+s = json.load(open(f"{sys.argv[1]}/status.json"))
+print(f"   streaming: {s['transactions']:,} transactions ({s['rows']:,} rows) applied, at {s['position']} (GTID {s['gtid']}), lag {s['lag_seconds']} s")
+PY
 
-echo "== quickstart: sluice checksum SOURCE vs TARGET"
-if target/debug/sluice checksum --source "$SOURCE" --target "$TARGET" --filter 'shop.*' --threads 2; then
-  echo "== quickstart: TARGET equals SOURCE. Streaming (issue #5) will replace the binlog replay step."
+echo "== quickstart: sluice checksum SOURCE vs TARGET, online at sync points of the running stream, writes still going"
+if target/debug/sluice checksum --source "$SOURCE" --target "$TARGET" --filter 'shop.*' --threads 2 --sync-with "$control"; then
+  verdict=equal
+else
+  verdict=different
+fi
+kill "$writer_pid" 2>/dev/null || true
+writer_pid=""
+target/debug/sluice stop --control "$control" > /dev/null
+wait "$stream_pid"
+stream_pid=""
+grep -v '^$' "$work/stream.log" | tail -1 | sed 's/^/   /'
+if [ "$verdict" = equal ]; then
+  echo "== quickstart: TARGET equals SOURCE at every sync point; the stream stopped at a transaction boundary."
 else
   echo "== quickstart: differences found (see above)"; exit 1
 fi
