@@ -55,6 +55,8 @@ enum Command {
     Resume(commands::control::ControlArgs),
     /// Stop a running stream at the next transaction boundary.
     Stop(commands::control::ControlArgs),
+    /// Switch a running stream to another source at its current GTID position.
+    UpdateSource(commands::control::UpdateSourceArgs),
     /// Start two throwaway local MariaDB servers and run a whole job between them.
     Quickstart(Unbuilt),
 }
@@ -81,6 +83,7 @@ impl Command {
             Command::Pause(_) => ("pause", 6),
             Command::Resume(_) => ("resume", 6),
             Command::Stop(_) => ("stop", 6),
+            Command::UpdateSource(_) => ("update-source", 6),
             Command::Quickstart(_) => ("quickstart", 8),
         }
     }
@@ -123,6 +126,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Pause(args) => runtime.block_on(commands::control::run(Call::Pause, args)),
         Command::Resume(args) => runtime.block_on(commands::control::run(Call::Resume, args)),
         Command::Stop(args) => runtime.block_on(commands::control::run(Call::Stop, args)),
+        Command::UpdateSource(args) => runtime.block_on(commands::control::update_source(args)),
         other => {
             let (name, issue) = other.name_and_issue();
             eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");

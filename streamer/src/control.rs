@@ -63,6 +63,13 @@ pub enum Command {
         reply: oneshot::Sender<Result<String, HoldRefused>>,
     },
     Release(oneshot::Sender<()>),
+    /// Read from another source (e.g. another replica of the same replication group) from
+    /// the current GTID position on; refused, keeping the old source, when the new one cannot
+    /// serve that position (the reason names the gap).
+    UpdateSource {
+        source: sluice_core::Endpoint,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// The sending side, cloned into whatever serves the commands.
@@ -115,5 +122,13 @@ impl Control {
 
     pub async fn release(&self) -> Result<(), Gone> {
         self.ask(Command::Release).await
+    }
+
+    pub async fn update_source(
+        &self,
+        source: sluice_core::Endpoint,
+    ) -> Result<Result<(), String>, Gone> {
+        self.ask(|reply| Command::UpdateSource { source, reply })
+            .await
     }
 }

@@ -56,6 +56,8 @@ struct Coordinator {
     pending: Option<Item>,
     /// The appliers are gone: stop.
     broken: bool,
+    /// Tells the reader to switch sources.
+    sources: watch::Sender<Endpoint>,
     failure: Option<StreamError>,
 }
 
@@ -102,6 +104,7 @@ pub(crate) async fn run(
     }
     let reader_status = Arc::new(Mutex::new(ReaderStatus::default()));
     let (items_tx, mut items) = mpsc::channel(1024);
+    let (sources, sources_rx) = watch::channel(setup.config.source.clone());
     let reader = Reader::new(
         ReaderConfig {
             source: setup.config.source.clone(),
@@ -115,6 +118,7 @@ pub(crate) async fn run(
         items_tx,
         halted,
         reader_status.clone(),
+        sources_rx,
     );
     let reader = tokio::spawn(reader.run());
     let mut c = Coordinator {
@@ -131,6 +135,7 @@ pub(crate) async fn run(
         hold_at: None,
         pending: None,
         broken: false,
+        sources,
         failure: None,
     };
     let mut commands = commands.unwrap_or_else(|| mpsc::channel(1).1);
@@ -376,6 +381,35 @@ impl Coordinator {
             Command::Release(reply) => {
                 self.release().await;
                 let _ = reply.send(());
+            }
+            Command::UpdateSource { mut source, reply } => {
+                // The same account on another replica: keep the password unless a new one came.
+                if source.password.is_none() && source.user == self.setup.config.source.user {
+                    source.password = self.setup.config.source.password.clone();
+                }
+                // The GTID position the new source must be able to continue from: the oldest
+                // one the reader may still need (it resumes at its last whole transaction).
+                let gtid = self.progress.snapshot().low.gtid;
+                let probe = crate::reader::probe_source(
+                    &source,
+                    &gtid,
+                    self.setup.config.server_id.wrapping_add(1),
+                )
+                .await;
+                match probe {
+                    Ok(()) => {
+                        self.setup.config.source = source.clone();
+                        let _ = self.sources.send(source);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(why) => {
+                        tracing::warn!(source = %source, "update-source refused: {why}");
+                        let _ = reply.send(Err(format!(
+                            "{source} cannot continue from GTID {gtid}: {why}; still reading from {}",
+                            self.setup.config.source
+                        )));
+                    }
+                }
             }
         }
     }

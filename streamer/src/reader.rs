@@ -118,6 +118,15 @@ pub struct Reader {
     seq: u64,
     status: Arc<Mutex<ReaderStatus>>,
     warned: HashSet<TableName>,
+    /// A new source to switch to (the control API's update-source), at a transaction boundary.
+    sources: watch::Receiver<Endpoint>,
+}
+
+/// How one binlog connection ended.
+enum Session {
+    Ended(ReaderEnd),
+    /// Another source was set: reconnect there by GTID.
+    Switch,
 }
 
 impl Reader {
@@ -128,6 +137,7 @@ impl Reader {
         out: mpsc::Sender<Item>,
         stop: watch::Receiver<bool>,
         status: Arc<Mutex<ReaderStatus>>,
+        sources: watch::Receiver<Endpoint>,
     ) -> Reader {
         Reader {
             cfg,
@@ -138,6 +148,7 @@ impl Reader {
             seq: 0,
             status,
             warned: HashSet::new(),
+            sources,
         }
     }
 
@@ -160,7 +171,20 @@ impl Reader {
         loop {
             let before = self.boundary.clone();
             match self.session().await {
-                Ok(end) => return Ok(end),
+                Ok(Session::Ended(end)) => return Ok(end),
+                Ok(Session::Switch) => {
+                    let next = self.sources.borrow_and_update().clone();
+                    tracing::info!(
+                        "switching the source from {} to {} at GTID {}",
+                        self.cfg.source,
+                        next,
+                        self.boundary.gtid
+                    );
+                    self.cfg.source = next;
+                    // File names and offsets are the old server's: the new one is asked by GTID.
+                    self.boundary.position = BinlogPosition::new("", 0);
+                    failing_since = None;
+                }
                 Err(e) if e.is_transient() => {
                     if self.boundary != before {
                         failing_since = None;
@@ -206,7 +230,7 @@ impl Reader {
     }
 
     /// One binlog connection, from the boundary mark.
-    async fn session(&mut self) -> Result<ReaderEnd, StreamError> {
+    async fn session(&mut self) -> Result<Session, StreamError> {
         let opts = OptsBuilder::from_opts(self.cfg.source.opts())
             // Row events of big rows exceed the server's max_allowed_packet (see notes).
             .max_allowed_packet(Some(1 << 30));
@@ -272,7 +296,9 @@ impl Reader {
         loop {
             let next = tokio::select! {
                 n = tokio::time::timeout(SILENCE, stream.next()) => n,
-                _ = self.stop.changed() => return Ok(ReaderEnd::Stopped),
+                _ = self.stop.changed() => return Ok(Session::Ended(ReaderEnd::Stopped)),
+                // Only between transactions: the one being read is read again from the new source.
+                _ = self.sources.changed() => return Ok(Session::Switch),
             };
             let ev = match next {
                 Err(_) => {
@@ -299,7 +325,7 @@ impl Reader {
                 .await?;
             first_event = false;
             if let Some(end) = done {
-                return Ok(end);
+                return Ok(Session::Ended(end));
             }
         }
     }
@@ -648,6 +674,77 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Whether `source` can serve the binlog that follows `gtid` (MariaDB): it is asked for it as a
+/// replica would ask, and must send its FORMAT_DESCRIPTION rather than refuse (a server that
+/// lacks transactions of `gtid`, or purged what follows, refuses with its reason).
+pub async fn probe_source(source: &Endpoint, gtid: &GtidSet, server_id: u32) -> Result<(), String> {
+    let mut conn = source.connect().await.map_err(|e| e.to_string())?;
+    crate::stream::check_source(&mut conn, source)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A server may accept a GTID request for a domain it has never seen (it waits for it), so
+    // first the new source's own binlog state must hold every transaction of `gtid`.
+    let state: Option<String> = conn
+        .query_first("SELECT @@gtid_binlog_state")
+        .await
+        .map_err(|e| source.error("read @@gtid_binlog_state", e).to_string())?;
+    let theirs: Vec<MariaGtid> = state
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|g| g.trim().parse().ok())
+        .collect();
+    if let GtidSet::MariaDb(ours) = gtid {
+        for g in ours.values() {
+            let best = theirs
+                .iter()
+                .filter(|t| t.domain == g.domain)
+                .map(|t| t.sequence)
+                .max();
+            match best {
+                None => {
+                    return Err(format!(
+                        "its binlog has no transaction of domain {} (the stream is at {g})",
+                        g.domain
+                    ));
+                }
+                Some(seq) if seq < g.sequence => {
+                    return Err(format!(
+                        "it lacks domain {} transactions {}..{} (its binlog ends at sequence {seq})",
+                        g.domain,
+                        seq + 1,
+                        g.sequence
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    conn.query_drop(format!(
+        "SET @mariadb_slave_capability = 4; SET @slave_connect_state = '{gtid}'; SET @master_heartbeat_period = {}",
+        HEARTBEAT.as_nanos()
+    ))
+    .await
+    .map_err(|e| source.error("ask for the binlog by GTID", e).to_string())?;
+    let mut stream = conn
+        .get_binlog_stream(BinlogStreamRequest::new(server_id))
+        .await
+        .map_err(|e| source.error("register as a replica", e).to_string())?;
+    let verdict = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+            Err(_) => break Err(format!("{source} sent nothing within 10 s")),
+            Ok(None) => break Err(format!("{source} ended the binlog stream")),
+            Ok(Some(Err(mysql_async::Error::Server(e)))) => break Err(e.message),
+            Ok(Some(Err(e))) => break Err(e.to_string()),
+            Ok(Some(Ok(ev))) if ev.header().event_type_raw() == et::FORMAT_DESCRIPTION => {
+                break Ok(());
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    let _ = stream.close().await;
+    verdict
 }
 
 /// Moves the cursor past a real event of `size` bytes whose header says it ends at `log_pos`.

@@ -215,7 +215,7 @@ impl Streamer {
 
 /// log_bin ON, binlog_format ROW, binlog_row_image FULL: anything else cannot be applied
 /// exactly. Every problem is named at once, with the statement that fixes it.
-async fn check_source(conn: &mut Conn, source: &Endpoint) -> Result<(), StreamError> {
+pub(crate) async fn check_source(conn: &mut Conn, source: &Endpoint) -> Result<(), StreamError> {
     let vars: Vec<(String, String)> = conn
         .query(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image')",

@@ -257,3 +257,116 @@ async fn check_reports_every_failing_pre_check() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_continuous_job_switches_source_when_its_file_changes_and_it_gets_sighup() {
+    use sluice_tests::{MariaDb, Role};
+    let primary = MariaDb::start(Role::Source);
+    let replica = MariaDb::start_with(Role::Source, "server_id=3\nlog_slave_updates=ON");
+    sluice_tests::tools::mariadb_client(
+        &replica,
+        None,
+        format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', MASTER_PASSWORD='', \
+             MASTER_USE_GTID=slave_pos; START SLAVE;",
+            primary.port
+        )
+        .as_bytes(),
+    );
+    let db = unique_name("job_hup");
+    let mut p = primary.conn().await;
+    p.query_drop(format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.n (id INT PRIMARY KEY); INSERT INTO `{db}`.n VALUES (1), (2)"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("job_hup");
+    let write = |source: &str| {
+        let path = dir.path().join("job.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\nmode = \"continuous\"\n[source]\nurl = \"{source}\"\n[target]\nurl = \"{}\"\n\
+                 [storage]\nurl = \"{}\"\n[filter]\ninclude = [\"{db}.*\"]\n",
+                target().url(),
+                dir.path().join("dump").display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let path = write(&primary.url());
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut job = Command::new(SLUICE)
+        .arg("run")
+        .arg(&path)
+        .env("SLUICE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let rows = |db: String| async move {
+        let mut t = target().conn().await;
+        t.query_first::<i64, _>(format!("SELECT COUNT(*) FROM `{db}`.n"))
+            .await
+            .unwrap_or(None)
+            .unwrap_or(0)
+    };
+    let wait = |n: i64| {
+        let db = db.clone();
+        let log = log.path().to_owned();
+        async move {
+            let started = Instant::now();
+            while rows(db.clone()).await < n {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "target below {n} rows; the job said:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    p.query_drop(format!("INSERT INTO `{db}`.n VALUES (3)"))
+        .await
+        .unwrap();
+    wait(3).await;
+    write(&replica.url());
+    let _ = Command::new("kill")
+        .args(["-HUP", &job.id().to_string()])
+        .status();
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        if text.contains("now reads from") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no switch after SIGHUP:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p.query_drop(format!("INSERT INTO `{db}`.n VALUES (4), (5)"))
+        .await
+        .unwrap();
+    wait(5).await;
+    let mut r = replica.conn().await;
+    let dumps: Vec<String> = r
+        .query(
+            "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+        )
+        .await
+        .unwrap();
+    assert!(!dumps.is_empty(), "the job reads from the replica");
+    let _ = Command::new("kill")
+        .args(["-TERM", &job.id().to_string()])
+        .status();
+    let status = job.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(log.path()).unwrap_or_default()
+    );
+}

@@ -263,3 +263,126 @@ async fn online_checks_at_sync_points_see_no_difference_under_writes_and_find_a_
     let (status, log) = stream.stop();
     assert!(status.success(), "{log}");
 }
+
+#[tokio::test]
+async fn the_source_switches_online_to_a_replica_and_refuses_a_server_without_the_position() {
+    use sluice_tests::{MariaDb, Role};
+    let primary = MariaDb::start(Role::Source);
+    let replica = MariaDb::start_with(Role::Source, "server_id=3\nlog_slave_updates=ON");
+    let stranger = MariaDb::start_with(Role::Source, "server_id=5");
+    sluice_tests::tools::mariadb_client(
+        &replica,
+        None,
+        format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', MASTER_PASSWORD='', \
+             MASTER_USE_GTID=slave_pos; START SLAVE;",
+            primary.port
+        )
+        .as_bytes(),
+    );
+    let db = unique_name("stream_switch");
+    let ddl = format!("CREATE DATABASE `{db}`; CREATE TABLE `{db}`.n (id INT PRIMARY KEY)");
+    target().conn().await.query_drop(&ddl).await.unwrap();
+    let mut p = primary.conn().await;
+    p.query_drop(&ddl).await.unwrap();
+    let from = binlog_end(&mut p).await;
+    let from = format!("{}:{}", from.0, from.1);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{addr}");
+    let filter = format!("{db}.*");
+    let (src, tgt) = (primary.url(), target().url());
+    let stream = Background::start(
+        SLUICE,
+        &[
+            "--source",
+            &src,
+            "--target",
+            &tgt,
+            "--from",
+            &from,
+            "--filter",
+            &filter,
+            "--task",
+            &db,
+            "--control",
+            &addr,
+        ],
+    );
+    wait_for_api(&url, &stream);
+    let primary_ref = &primary;
+    let insert = |from: i32, to: i32| {
+        let db = db.clone();
+        async move {
+            let mut c = primary_ref.conn().await;
+            for i in from..to {
+                c.query_drop(format!("INSERT INTO `{db}`.n VALUES ({i})"))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    insert(0, 100).await;
+    let wait_rows = |n: i64| {
+        let db = db.clone();
+        let stream = &stream;
+        async move {
+            let started = Instant::now();
+            while count(&db).await < n {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "target stuck below {n} rows: {}",
+                    stream.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_rows(100).await;
+
+    // A server whose binlog lacks the stream's GTID position is refused, naming why.
+    let o = sluice(&[
+        "update-source",
+        "--control",
+        &url,
+        "--source",
+        &stranger.url(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("cannot continue from GTID") && e.contains("still reading from"),
+        "{e}"
+    );
+
+    // The replica has the same transactions: the stream moves there without a restart.
+    let o = sluice(&[
+        "update-source",
+        "--control",
+        &url,
+        "--source",
+        &replica.url(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    insert(100, 200).await;
+    wait_rows(200).await;
+    // The stream now reads the replica: stopping the primary's binlog service changes nothing.
+    let mut r = replica.conn().await;
+    let processlist: Vec<(String,)> = r
+        .query(
+            "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+        )
+        .await
+        .unwrap();
+    assert!(
+        !processlist.is_empty(),
+        "the stream is a replica of the replica now"
+    );
+    let (status, log) = stream.stop();
+    assert!(status.success(), "{log}");
+    drop((primary, replica, stranger));
+}

@@ -18,12 +18,29 @@ pub struct ControlArgs {
 }
 
 /// Which call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Call {
     Status,
     Pause,
     Resume,
     Stop,
+    /// Switch the stream to another source at the current GTID position.
+    UpdateSource(String),
+}
+
+/// `sluice update-source --control URL --source NEW_URL`.
+#[derive(Debug, clap::Args)]
+pub struct UpdateSourceArgs {
+    #[command(flatten)]
+    control: ControlArgs,
+    /// The new source, e.g. another replica of the same replication group (the password
+    /// stays when the user is the same).
+    #[arg(long, value_name = "URL")]
+    source: String,
+}
+
+pub async fn update_source(args: UpdateSourceArgs) -> ExitCode {
+    run(Call::UpdateSource(args.source), args.control).await
 }
 
 pub async fn run(call: Call, args: ControlArgs) -> ExitCode {
@@ -41,19 +58,25 @@ pub async fn run(call: Call, args: ControlArgs) -> ExitCode {
             return ExitCode::UsageOrInput;
         }
     };
-    let (method, path) = match call {
+    let update;
+    let (method, path) = match &call {
         Call::Status => ("GET", "/status"),
         Call::Pause => ("POST", "/pause"),
         Call::Resume => ("POST", "/resume"),
         Call::Stop => ("POST", "/stop"),
+        Call::UpdateSource(url) => {
+            update = format!("/update-source?url={}", crate::control::client::encode(url));
+            ("POST", update.as_str())
+        }
     };
     match client.call(method, path).await {
         Ok((200, body)) => {
             println!("{body}");
             ExitCode::Success
         }
-        Ok((401, body)) => {
-            eprintln!("sluice: {path} refused: {body}");
+        Ok((401 | 409, body)) => {
+            let shown = path.split('?').next().unwrap_or(path);
+            eprintln!("sluice: {shown} refused: {body}");
             ExitCode::UsageOrInput
         }
         Ok((code, body)) => {

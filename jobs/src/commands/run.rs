@@ -108,7 +108,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     });
     // Dump and import cannot stop halfway cleanly; an interrupt there ends the process and the
     // next run continues from the recorded phase and checkpoints.
-    let result = runner::run(job, stop_rx).await;
+    let result = runner::run(job, args.job.clone(), stop_rx).await;
     signals.abort();
     match result {
         Ok(summary) => {

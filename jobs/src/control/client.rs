@@ -94,7 +94,8 @@ impl SyncPoints for ControlClient {
     }
 }
 
-fn encode(s: &str) -> String {
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -6,6 +6,7 @@
 //! | `GET /metrics` | the same figures in Prometheus text format |
 //! | `POST /pause` | `{"paused_at": "file:offset"}` once every applier has committed |
 //! | `POST /resume`, `POST /stop`, `POST /release` | `{}` |
+//! | `POST /update-source?url=mysql://…` | `{}` once the new source is known to serve the current GTID position; 409 `{"refused": …}` naming the gap |
 //! | `POST /hold[?at=FILE:OFFSET]` | `{"held_at": …}` once held there (no `at`: where it is), or 409 `{"refused": …}` (sync points) |
 //!
 //! With a token set, every POST needs `Authorization: Bearer TOKEN` (401 otherwise); the
@@ -146,6 +147,29 @@ async fn answer(
             Ok(()) => (200, JSON, "{}".into()),
             Err(_) => gone(),
         },
+        ("POST", "/update-source") => {
+            let url = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("url="))
+                .map(percent_decode);
+            let Some(url) = url else {
+                return (
+                    400,
+                    JSON,
+                    json(serde_json::json!({"error": "update-source needs ?url=mysql://…"})),
+                );
+            };
+            let endpoint = match url.parse::<sluice_core::Endpoint>() {
+                Ok(e) => e,
+                Err(e) => return (400, JSON, json(serde_json::json!({"error": e.to_string()}))),
+            };
+            match control.update_source(endpoint).await {
+                Ok(Ok(())) => (200, JSON, "{}".into()),
+                Ok(Err(why)) => (409, JSON, json(serde_json::json!({"refused": why}))),
+                Err(_) => gone(),
+            }
+        }
         ("POST", "/hold") => {
             let at = req
                 .query

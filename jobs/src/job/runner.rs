@@ -126,7 +126,13 @@ fn at_or_before(phase: &str, current: &str) -> bool {
     i(current) <= i(phase)
 }
 
-pub async fn run(job: Job, mut stop: watch::Receiver<bool>) -> Result<JobSummary, JobFailed> {
+/// Runs `job`; `path` is its file, read again on SIGHUP while streaming (a changed
+/// `[source] url` switches the stream to that source at its GTID position).
+pub async fn run(
+    job: Job,
+    path: std::path::PathBuf,
+    mut stop: watch::Receiver<bool>,
+) -> Result<JobSummary, JobFailed> {
     let started = Instant::now();
     let mut summary = JobSummary {
         name: job.name.clone(),
@@ -153,7 +159,7 @@ pub async fn run(job: Job, mut stop: watch::Receiver<bool>) -> Result<JobSummary
         import(&job, &mut summary).await?;
         state.set("stream").await?;
     }
-    let equal = stream(&job, &mut summary, &mut stop).await?;
+    let equal = stream(&job, &path, &mut summary, &mut stop).await?;
     if !job.continuous {
         state.set("done").await?;
     }
@@ -259,6 +265,7 @@ async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
 /// The stream phase; in one-shot mode also the final online checksum (its verdict).
 async fn stream(
     job: &Job,
+    path: &std::path::Path,
     summary: &mut JobSummary,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<bool>, JobFailed> {
@@ -302,6 +309,11 @@ async fn stream(
         Some(source_end(&job.source).await?)
     };
     let running = tokio::spawn(streamer.run(stop.clone(), Some(commands)));
+    let reload = tokio::spawn(reload_on_sighup(
+        path.to_owned(),
+        job.source.clone(),
+        control.clone(),
+    ));
     let mut verdict = None;
     if let Some(end) = end {
         eprintln!("sluice run: stream: catching up to {end}");
@@ -314,6 +326,7 @@ async fn stream(
     let result = running
         .await
         .map_err(|e| fail(ExitCode::Transient, format!("the stream task failed: {e}")))?;
+    reload.abort();
     if let Some(s) = server {
         s.abort();
     }
@@ -326,6 +339,39 @@ async fn stream(
         s.transactions, s.rows, s.position, s.gtid
     );
     Ok(verdict)
+}
+
+/// SIGHUP: read the job file again; a new `[source] url` is handed to the running stream,
+/// which switches at its GTID position or refuses (and keeps the old source), saying why.
+async fn reload_on_sighup(path: std::path::PathBuf, mut current: Endpoint, control: Control) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let job = match super::file::load(&path) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!("SIGHUP: {} not reloaded:\n{e}", path.display());
+                continue;
+            }
+        };
+        if job.source == current {
+            tracing::info!(
+                "SIGHUP: {} reloaded; the source is unchanged",
+                path.display()
+            );
+            continue;
+        }
+        match control.update_source(job.source.clone()).await {
+            Ok(Ok(())) => {
+                tracing::info!("SIGHUP: the stream now reads from {}", job.source);
+                current = job.source;
+            }
+            Ok(Err(why)) => tracing::warn!("SIGHUP: source not switched: {why}"),
+            Err(_) => return,
+        }
+    }
 }
 
 async fn source_end(source: &Endpoint) -> Result<BinlogPosition, JobFailed> {
