@@ -370,3 +370,82 @@ async fn a_continuous_job_switches_source_when_its_file_changes_and_it_gets_sigh
         std::fs::read_to_string(log.path()).unwrap_or_default()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_job_runs_its_scheduled_checksums_and_status_shows_them() {
+    let db = unique_name("job_cron");
+    seed(&db, 5_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("job_cron");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.path().join("job.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\nmode = \"continuous\"\n[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n\
+             [storage]\nurl = \"{}\"\n[filter]\ninclude = [\"{db}.*\"]\n[control]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[checksum.schedule]]\ncron = \"* * * * *\"\n",
+            source().url(),
+            target().url(),
+            dir.path().join("dump").display()
+        ),
+    )
+    .unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut job = Command::new(SLUICE)
+        .arg("run")
+        .arg(&path)
+        .env("SLUICE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let writes = tokio::spawn(writer(db.clone(), 70));
+    let control = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let checks = loop {
+        let o = Command::new(SLUICE)
+            .args(["status", "--control", &control])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            if v["checksums"].as_array().is_some_and(|a| !a.is_empty()) {
+                break v["checksums"].clone();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(100),
+            "no scheduled checksum within 100 s:\n{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(checks[0]["equal"], true, "{checks}");
+    assert_eq!(checks[0]["cron"], "* * * * *");
+    let history: i64 = target()
+        .conn()
+        .await
+        .exec_first(
+            "SELECT COUNT(*) FROM sluice_meta.checksum_history WHERE job = ?",
+            (&name,),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(history >= 1);
+    writes.abort();
+    let _ = Command::new(SLUICE)
+        .args(["stop", "--control", &control])
+        .output();
+    let status = job.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(log.path()).unwrap_or_default()
+    );
+}

@@ -239,6 +239,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
             listener,
             handle,
             setup.token,
+            Default::default(),
         )));
     }
     let result = streamer.run(stop_rx, commands).await;

@@ -12,6 +12,7 @@
 //! With a token set, every POST needs `Authorization: Bearer TOKEN` (401 otherwise); the
 //! stream refuses to listen on a non-loopback address without one.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_core::{BinlogPosition, Secret};
@@ -19,17 +20,20 @@ use sluice_streamer::{Control, HoldRefused, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Results of scheduled checksums, newest last, shown by `/status` and `/metrics`.
+pub type Checks = Arc<Mutex<Vec<serde_json::Value>>>;
+
 /// Serves `control` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, control: Control, token: Option<Secret>) {
+pub async fn serve(listener: TcpListener, control: Control, token: Option<Secret>, checks: Checks) {
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
-        let (control, token) = (control.clone(), token.clone());
+        let (control, token, checks) = (control.clone(), token.clone(), checks.clone());
         tokio::spawn(async move {
             let _ = tokio::time::timeout(
                 Duration::from_secs(60),
-                handle(socket, &control, token.as_ref()),
+                handle(socket, &control, token.as_ref(), &checks),
             )
             .await;
         });
@@ -72,11 +76,11 @@ async fn read_request(socket: &mut TcpStream) -> Option<Request> {
     })
 }
 
-async fn handle(mut socket: TcpStream, control: &Control, token: Option<&Secret>) {
+async fn handle(mut socket: TcpStream, control: &Control, token: Option<&Secret>, checks: &Checks) {
     let Some(req) = read_request(&mut socket).await else {
         return;
     };
-    let (code, content_type, body) = answer(&req, control, token).await;
+    let (code, content_type, body) = answer(&req, control, token, checks).await;
     let reason = match code {
         200 => "OK",
         401 => "Unauthorized",
@@ -104,6 +108,7 @@ async fn answer(
     req: &Request,
     control: &Control,
     token: Option<&Secret>,
+    checks: &Checks,
 ) -> (u16, &'static str, String) {
     let gone = || {
         (
@@ -124,11 +129,29 @@ async fn answer(
     }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/status") => match control.status().await {
-            Ok(s) => (200, JSON, serde_json::to_string(&s).unwrap_or_default()),
+            Ok(s) => {
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                let history = checks.lock().map(|c| c.clone()).unwrap_or_default();
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("checksums".into(), serde_json::Value::Array(history));
+                }
+                (200, JSON, v.to_string())
+            }
             Err(_) => gone(),
         },
         ("GET", "/metrics") => match control.status().await {
-            Ok(s) => (200, "text/plain; version=0.0.4", metrics(&s)),
+            Ok(s) => {
+                let last = checks.lock().ok().and_then(|c| c.last().cloned());
+                let mut text = metrics(&s);
+                if let Some(last) = last {
+                    let equal = last["equal"].as_bool().map_or(-1, i32::from);
+                    text.push_str(&format!(
+                        "# HELP sluice_checksum_last_equal 1 when the last scheduled checksum found source and target equal, 0 when not, -1 when it failed.\n\
+                         # TYPE sluice_checksum_last_equal gauge\nsluice_checksum_last_equal {equal}\n"
+                    ));
+                }
+                (200, "text/plain; version=0.0.4", text)
+            }
             Err(_) => gone(),
         },
         ("POST", "/pause") => match control.pause().await {

@@ -12,6 +12,8 @@ use std::time::Duration;
 use sluice_core::{Endpoint, Secret, TableFilter};
 use toml::de::{DeTable, DeValue};
 
+use super::cron::Cron;
+
 /// What a value must be.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -23,6 +25,8 @@ enum Kind {
     /// `"30s"`, `"5m"`, `"1h"`, `"250ms"`.
     Duration,
     Choice(&'static [&'static str]),
+    /// `[[checksum.schedule]]` entries: `cron = "…"` each.
+    Schedules,
 }
 
 type Keys = &'static [(&'static str, Kind)];
@@ -76,7 +80,11 @@ const SECTIONS: &[(&str, Keys)] = &[
     ),
     (
         "checksum",
-        &[("threads", Kind::Count), ("chunk_rows", Kind::Count)],
+        &[
+            ("threads", Kind::Count),
+            ("chunk_rows", Kind::Count),
+            ("schedule", Kind::Schedules),
+        ],
     ),
     (
         "control",
@@ -107,6 +115,8 @@ pub struct Job {
     pub checksum_chunk_rows: Option<u64>,
     pub control_listen: Option<std::net::SocketAddr>,
     pub control_token: Option<Secret>,
+    /// Online checksums while a continuous job streams.
+    pub schedules: Vec<Cron>,
 }
 
 /// All the problems of one file, one per line.
@@ -258,6 +268,57 @@ fn walk<'i>(
                 v.type_str()
             )
         };
+        if let Kind::Schedules = kind {
+            let DeValue::Array(entries) = v else {
+                r.error(
+                    at,
+                    format!(
+                        "`{name}` in [{section}] must be [[{section}.{name}]] tables, not {}",
+                        v.type_str()
+                    ),
+                );
+                continue;
+            };
+            for entry in entries {
+                let DeValue::Table(t) = entry.get_ref() else {
+                    r.error(
+                        entry.span().start,
+                        "each [[checksum.schedule]] is a table with `cron`",
+                    );
+                    continue;
+                };
+                let mut cron = false;
+                for (k, val) in t {
+                    match (k.get_ref().as_ref(), val.get_ref()) {
+                        ("cron", DeValue::String(text)) => {
+                            cron = true;
+                            if let Err(e) = Cron::parse(text) {
+                                r.error(
+                                    val.span().start,
+                                    format!("[[checksum.schedule]] cron: {e}"),
+                                );
+                            }
+                        }
+                        ("cron", other) => r.error(
+                            val.span().start,
+                            format!("`cron` must be a string, not {}", other.type_str()),
+                        ),
+                        (other, _) => r.error(
+                            k.span().start,
+                            format!(
+                                "unknown key `{other}` in [[checksum.schedule]]{}",
+                                suggest(other, &["cron"])
+                            ),
+                        ),
+                    }
+                }
+                if !cron {
+                    r.error(entry.span().start, "[[checksum.schedule]] needs `cron = \"…\"` (minute hour day month weekday)");
+                }
+            }
+            out.push((section.to_owned(), name.to_owned(), v.clone(), at));
+            continue;
+        }
         match (kind, v) {
             (Kind::Text | Kind::Size | Kind::Duration | Kind::Choice(_), DeValue::String(_)) => {}
             (Kind::Count | Kind::Size, DeValue::Integer(_)) => {}
@@ -287,6 +348,7 @@ fn walk<'i>(
                 r.error(at, bad(&format!("one of {}", c.join(", "))));
                 continue;
             }
+            (Kind::Schedules, _) => continue,
         }
         out.push((section.to_owned(), name.to_owned(), v.clone(), at));
     }
@@ -487,6 +549,27 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
     let checksum_chunk_rows = count(r, "checksum", "chunk_rows");
     let sort_memory = size(r, "import", "sort_memory");
     let status_every = duration(r, "stream", "status_every");
+    let schedules: Vec<Cron> = get("checksum", "schedule")
+        .and_then(|(v, _)| v.as_array())
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| {
+                    e.get_ref()
+                        .as_table()?
+                        .get("cron")?
+                        .get_ref()
+                        .as_str()
+                        .map(Cron::parse)
+                })
+                .filter_map(Result::ok)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !schedules.is_empty() && !continuous {
+        let at = get("checksum", "schedule").map_or(0, |(_, a)| a);
+        r.error(at, "[[checksum.schedule]] needs mode = \"continuous\" (a one-shot job checks once at its end)");
+    }
     let dump_format = choice("dump", "format", r);
     let dump_compress = choice("dump", "compress", r);
     Some(Job {
@@ -510,6 +593,7 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
         checksum_chunk_rows,
         control_listen,
         control_token,
+        schedules,
     })
 }
 
@@ -609,6 +693,8 @@ include = ["shop.*"]          # db.*, db.table, globs with * and ?
 [checksum]                    # the final check of a one-shot job (online, at sync points)
 # threads = 2
 # chunk_rows = 100000
+# [[checksum.schedule]]       # continuous jobs: online checks while streaming (UTC cron)
+# cron = "*/30 * * * *"       # minute hour day-of-month month day-of-week
 
 [control]                     # the control API while the job streams
 # listen = "127.0.0.1:7300"   # sluice status|pause|resume|stop --control http://127.0.0.1:7300
@@ -714,6 +800,14 @@ mod tests {
                 "[filter]: invalid filter",
             ),
             ("name = \"x\"\n[source\n", "at job.toml:2:"),
+            (
+                "name = \"x\"\nmode = \"continuous\"\n[[checksum.schedule]]\ncron = \"61 * * * *\"\n",
+                "minute `61` is outside 0-59",
+            ),
+            (
+                "name = \"x\"\n[[checksum.schedule]]\ncron = \"0 * * * *\"\n",
+                "needs mode = \"continuous\"",
+            ),
         ];
         for (text, want) in cases {
             let e = errors(text);

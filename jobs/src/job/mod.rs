@@ -2,5 +2,6 @@
 //! checksum) and resumes after a crash ([`runner`]).
 
 pub mod check;
+pub mod cron;
 pub mod file;
 pub mod runner;

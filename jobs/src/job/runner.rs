@@ -286,6 +286,7 @@ async fn stream(
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("stream: {e}")))?;
     let (control, commands) = Control::new();
+    let checks: crate::control::server::Checks = Default::default();
     let server = match job.control_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -299,6 +300,7 @@ async fn stream(
                 listener,
                 control.clone(),
                 job.control_token.clone(),
+                checks.clone(),
             )))
         }
         None => None,
@@ -314,6 +316,8 @@ async fn stream(
         job.source.clone(),
         control.clone(),
     ));
+    let scheduled = (job.continuous && !job.schedules.is_empty())
+        .then(|| tokio::spawn(schedules(job.clone(), control.clone(), checks.clone())));
     let mut verdict = None;
     if let Some(end) = end {
         eprintln!("sluice run: stream: catching up to {end}");
@@ -327,6 +331,9 @@ async fn stream(
         .await
         .map_err(|e| fail(ExitCode::Transient, format!("the stream task failed: {e}")))?;
     reload.abort();
+    if let Some(s) = scheduled {
+        s.abort();
+    }
     if let Some(s) = server {
         s.abort();
     }
@@ -449,28 +456,65 @@ impl SyncPoints for InProcess {
     }
 }
 
+/// Runs the online checksums of `[[checksum.schedule]]` while the stream runs; each result is
+/// kept (the last 20) for `status` and written to `sluice_meta.checksum_history` on the target.
+async fn schedules(job: Job, control: Control, checks: crate::control::server::Checks) {
+    loop {
+        let now = std::time::SystemTime::now();
+        let Some((when, cron)) = job
+            .schedules
+            .iter()
+            .filter_map(|c| c.next_after(now).map(|t| (t, c)))
+            .min_by_key(|(t, _)| *t)
+        else {
+            return;
+        };
+        tokio::time::sleep(when.duration_since(now).unwrap_or_default()).await;
+        let started = Instant::now();
+        let at = sluice_core::layout::utc_timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        tracing::info!(cron = %cron, "scheduled checksum starts");
+        let outcome = checksum_report(&job, &control).await;
+        let entry = match &outcome {
+            Ok(report) => serde_json::json!({
+                "at": at, "cron": cron.to_string(), "equal": report.is_equal(), "rows": report.rows,
+                "chunks": report.chunks, "seconds": started.elapsed().as_secs_f64(),
+                "differing_tables": report.tables.iter().filter(|t| !t.is_equal()).map(|t| t.table.clone()).collect::<Vec<_>>(),
+            }),
+            Err(e) => {
+                serde_json::json!({"at": at, "cron": cron.to_string(), "equal": null, "error": e.message})
+            }
+        };
+        match &outcome {
+            Ok(r) if r.is_equal() => tracing::info!(rows = r.rows, "scheduled checksum: equal"),
+            Ok(_) => tracing::warn!("scheduled checksum: DIFFERENCES: {entry}"),
+            Err(e) => tracing::warn!("scheduled checksum failed: {}", e.message),
+        }
+        if let Ok(mut c) = job.target.connect().await {
+            let _ = c
+                .query_drop(format!(
+                    "CREATE TABLE IF NOT EXISTS sluice_meta.checksum_history (job VARCHAR(100) NOT NULL, \
+                     at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), result JSON NOT NULL, KEY (job, at)); \
+                     INSERT INTO sluice_meta.checksum_history (job, result) VALUES ({}, {})",
+                    quote_string(&job.name),
+                    quote_string(&entry.to_string())
+                ))
+                .await;
+        }
+        if let Ok(mut c) = checks.lock() {
+            c.push(entry);
+            let excess = c.len().saturating_sub(20);
+            c.drain(..excess);
+        }
+    }
+}
+
 async fn final_checksum(job: &Job, control: &Control) -> Result<bool, JobFailed> {
-    let mut config = ChecksumConfig::new(job.source.clone(), job.target.clone());
-    config.filter = job.filter.clone();
-    if let Some(t) = job.checksum_threads {
-        config.threads = t;
-    }
-    if let Some(n) = job.checksum_chunk_rows {
-        config.chunk_rows = n;
-    }
-    config.sync = Some(SyncHandle(Arc::new(InProcess(control.clone()))));
-    let checker = Checker::build(config).await.map_err(|e| {
-        fail(
-            transient_or_input(e.is_transient()),
-            format!("checksum: {e}"),
-        )
-    })?;
-    let report = checker.run().await.map_err(|e| {
-        fail(
-            transient_or_input(e.is_transient()),
-            format!("checksum: {e}"),
-        )
-    })?;
+    let report = checksum_report(job, control).await?;
     for t in &report.tables {
         let state = if t.is_equal() { "equal" } else { "DIFFERENT" };
         eprintln!(
@@ -486,4 +530,32 @@ async fn final_checksum(job: &Job, control: &Control) -> Result<bool, JobFailed>
         report.rows, report.chunks, report.seconds
     );
     Ok(report.is_equal())
+}
+
+/// An online checksum of the job's tables at sync points of the stream running here.
+async fn checksum_report(
+    job: &Job,
+    control: &Control,
+) -> Result<sluice_checksum::Report, JobFailed> {
+    let mut config = ChecksumConfig::new(job.source.clone(), job.target.clone());
+    config.filter = job.filter.clone();
+    if let Some(t) = job.checksum_threads {
+        config.threads = t;
+    }
+    if let Some(n) = job.checksum_chunk_rows {
+        config.chunk_rows = n;
+    }
+    config.sync = Some(SyncHandle(Arc::new(InProcess(control.clone()))));
+    let checker = Checker::build(config).await.map_err(|e| {
+        fail(
+            transient_or_input(e.is_transient()),
+            format!("checksum: {e}"),
+        )
+    })?;
+    checker.run().await.map_err(|e| {
+        fail(
+            transient_or_input(e.is_transient()),
+            format!("checksum: {e}"),
+        )
+    })
 }
