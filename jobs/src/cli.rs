@@ -58,35 +58,7 @@ enum Command {
     /// Switch a running stream to another source at its current GTID position.
     UpdateSource(commands::control::UpdateSourceArgs),
     /// Start two throwaway local MariaDB servers and run a whole job between them.
-    Quickstart(Unbuilt),
-}
-
-/// The arguments of a subcommand that is not built yet: anything is accepted, so that the
-/// answer is always "not built yet", never a confusing usage error.
-#[derive(Debug, clap::Args)]
-struct Unbuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
-}
-
-impl Command {
-    fn name_and_issue(&self) -> (&'static str, u32) {
-        match self {
-            Command::Dump(_) => ("dump", 3),
-            Command::Import(_) => ("import", 4),
-            Command::Stream(_) => ("stream", 5),
-            Command::Checksum(_) => ("checksum", 7),
-            Command::Run(_) => ("run", 8),
-            Command::Config(_) => ("config", 8),
-            Command::Check(_) => ("check", 8),
-            Command::Status(_) => ("status", 8),
-            Command::Pause(_) => ("pause", 6),
-            Command::Resume(_) => ("resume", 6),
-            Command::Stop(_) => ("stop", 6),
-            Command::UpdateSource(_) => ("update-source", 6),
-            Command::Quickstart(_) => ("quickstart", 8),
-        }
-    }
+    Quickstart,
 }
 
 /// The `sluice` binary's entry point.
@@ -121,17 +93,13 @@ pub fn main() -> std::process::ExitCode {
         Command::Stream(args) => runtime.block_on(commands::stream::run(args)),
         Command::Run(args) => runtime.block_on(commands::run::run(args)),
         Command::Check(args) => runtime.block_on(commands::run::check(args)),
+        Command::Quickstart => runtime.block_on(commands::quickstart::run()),
         Command::Config(args) => commands::run::config(args),
         Command::Status(args) => runtime.block_on(commands::control::run(Call::Status, args)),
         Command::Pause(args) => runtime.block_on(commands::control::run(Call::Pause, args)),
         Command::Resume(args) => runtime.block_on(commands::control::run(Call::Resume, args)),
         Command::Stop(args) => runtime.block_on(commands::control::run(Call::Stop, args)),
         Command::UpdateSource(args) => runtime.block_on(commands::control::update_source(args)),
-        other => {
-            let (name, issue) = other.name_and_issue();
-            eprintln!("sluice {name}: not built yet (tracked in issue #{issue}); nothing was done");
-            ExitCode::UsageOrInput
-        }
     };
     // Workers aborted by an interrupt may still hold sockets: do not wait for them.
     runtime.shutdown_background();

@@ -47,8 +47,17 @@ fn unknown_subcommand_is_a_usage_error() {
 }
 
 #[test]
-fn unbuilt_subcommand_says_so_and_exits_2() {
-    let out = sluice(&["quickstart"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+fn quickstart_runs_a_whole_job_and_finds_the_servers_equal() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+        .arg("quickstart")
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("checksum: shop.orders: equal"), "{text}");
+    assert!(
+        text.contains("the checksum found TARGET equal to SOURCE"),
+        "{text}"
+    );
 }

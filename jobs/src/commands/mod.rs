@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod control;
 pub mod dump;
 pub mod import;
+pub mod quickstart;
 pub mod run;
 mod signals;
 pub mod stream;

@@ -2,7 +2,7 @@
 
 pub mod mariadb;
 pub mod moto;
-pub(crate) mod process;
+pub(crate) use sluice_servers::process;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
