@@ -217,7 +217,11 @@ async fn dump(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("dump: {e}")))?;
     let s = dumper
-        .run(Arc::new(LogObserver::default()))
+        .run(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Arc::new(crate::progress::DumpBars::new()) as Arc<dyn sluice_dumper::DumpObserver>
+        } else {
+            Arc::new(LogObserver::default())
+        })
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("dump: {e}")))?;
     summary.dumped_rows = s.rows;
@@ -232,7 +236,11 @@ async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
     summary.phases.push("import".into());
     let mut config = ImportConfig::new(job.storage.clone(), job.target.clone());
     config.filter = job.filter.clone();
-    config.observer = Arc::new(ImportLog::default());
+    config.observer = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Arc::new(crate::progress::ImportBars::new())
+    } else {
+        Arc::new(ImportLog::default())
+    };
     if let Some(t) = job.import_threads {
         config.threads = t;
     }
