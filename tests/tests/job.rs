@@ -328,6 +328,19 @@ async fn a_continuous_job_switches_source_when_its_file_changes_and_it_gets_sigh
             }
         }
     };
+    // Streaming has begun (the job says so), and a row written now arrives through it.
+    let started = Instant::now();
+    while !std::fs::read_to_string(log.path())
+        .unwrap_or_default()
+        .contains("phase stream")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job never reached its stream phase:\n{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     p.query_drop(format!("INSERT INTO `{db}`.n VALUES (3)"))
         .await
         .unwrap();

@@ -142,6 +142,9 @@ pub async fn run(
         target: job.target.clone(),
         name: job.name.clone(),
     };
+    // SIGHUP must never end the job (its default action): from here on it is caught, and one
+    // that arrives before streaming begins is handled when it does.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut phase = state.phase().await?;
     if phase == "done" && job.continuous {
         phase = "stream".into();
@@ -159,7 +162,7 @@ pub async fn run(
         import(&job, &mut summary).await?;
         state.set("stream").await?;
     }
-    let equal = stream(&job, &path, &mut summary, &mut stop).await?;
+    let equal = stream(&job, &path, hangups, &mut summary, &mut stop).await?;
     if !job.continuous {
         state.set("done").await?;
     }
@@ -274,6 +277,7 @@ async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
 async fn stream(
     job: &Job,
     path: &std::path::Path,
+    hangups: Option<tokio::signal::unix::Signal>,
     summary: &mut JobSummary,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<bool>, JobFailed> {
@@ -318,8 +322,13 @@ async fn stream(
     } else {
         Some(source_end(&job.source).await?)
     };
+    tracing::info!(
+        "phase stream: from the dump's position ({} appliers)",
+        job.stream_workers
+    );
     let running = tokio::spawn(streamer.run(stop.clone(), Some(commands)));
     let reload = tokio::spawn(reload_on_sighup(
+        hangups,
         path.to_owned(),
         job.source.clone(),
         control.clone(),
@@ -358,9 +367,13 @@ async fn stream(
 
 /// SIGHUP: read the job file again; a new `[source] url` is handed to the running stream,
 /// which switches at its GTID position or refuses (and keeps the old source), saying why.
-async fn reload_on_sighup(path: std::path::PathBuf, mut current: Endpoint, control: Control) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+async fn reload_on_sighup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    path: std::path::PathBuf,
+    mut current: Endpoint,
+    control: Control,
+) {
+    let Some(mut hup) = hangups else {
         return;
     };
     while hup.recv().await.is_some() {
