@@ -427,7 +427,14 @@ async fn a_continuous_job_runs_its_scheduled_checksums_and_status_shows_them() {
             .unwrap();
         if o.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            // The API answers from the job's start: the phase first, the stream's figures later.
+            assert!(
+                ["dump", "import", "stream"].contains(&v["phase"].as_str().unwrap_or("")),
+                "{v}"
+            );
             if v["checksums"].as_array().is_some_and(|a| !a.is_empty()) {
+                assert_eq!(v["phase"], "stream", "{v}");
+                assert!(v["transactions"].as_u64().is_some(), "{v}");
                 break v["checksums"].clone();
             }
         }

@@ -240,6 +240,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
             handle,
             setup.token,
             Default::default(),
+            Default::default(),
         )));
     }
     let result = streamer.run(stop_rx, commands).await;

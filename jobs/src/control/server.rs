@@ -23,17 +23,33 @@ use tokio::net::{TcpListener, TcpStream};
 /// Results of scheduled checksums, newest last, shown by `/status` and `/metrics`.
 pub type Checks = Arc<Mutex<Vec<serde_json::Value>>>;
 
+/// The job's phase (`dump`, `import`, `stream`, `checksum`); empty for a plain `sluice stream`.
+/// Before the stream runs, `/status` answers with the phase alone and the calls that act on
+/// the stream are refused.
+pub type Phase = Arc<Mutex<String>>;
+
 /// Serves `control` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, control: Control, token: Option<Secret>, checks: Checks) {
+pub async fn serve(
+    listener: TcpListener,
+    control: Control,
+    token: Option<Secret>,
+    checks: Checks,
+    phase: Phase,
+) {
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
-        let (control, token, checks) = (control.clone(), token.clone(), checks.clone());
+        let (control, token, checks, phase) = (
+            control.clone(),
+            token.clone(),
+            checks.clone(),
+            phase.clone(),
+        );
         tokio::spawn(async move {
             let _ = tokio::time::timeout(
                 Duration::from_secs(60),
-                handle(socket, &control, token.as_ref(), &checks),
+                handle(socket, &control, token.as_ref(), &checks, &phase),
             )
             .await;
         });
@@ -76,11 +92,17 @@ async fn read_request(socket: &mut TcpStream) -> Option<Request> {
     })
 }
 
-async fn handle(mut socket: TcpStream, control: &Control, token: Option<&Secret>, checks: &Checks) {
+async fn handle(
+    mut socket: TcpStream,
+    control: &Control,
+    token: Option<&Secret>,
+    checks: &Checks,
+    phase: &Phase,
+) {
     let Some(req) = read_request(&mut socket).await else {
         return;
     };
-    let (code, content_type, body) = answer(&req, control, token, checks).await;
+    let (code, content_type, body) = answer(&req, control, token, checks, phase).await;
     let reason = match code {
         200 => "OK",
         401 => "Unauthorized",
@@ -109,6 +131,7 @@ async fn answer(
     control: &Control,
     token: Option<&Secret>,
     checks: &Checks,
+    phase: &Phase,
 ) -> (u16, &'static str, String) {
     let gone = || {
         (
@@ -127,10 +150,40 @@ async fn answer(
             json(serde_json::json!({"error": "a valid Authorization: Bearer token is required"})),
         );
     }
+    let current = phase.lock().map(|p| p.clone()).unwrap_or_default();
+    if current == "dump" || current == "import" {
+        let history = checks.lock().map(|c| c.clone()).unwrap_or_default();
+        return match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/status") => (
+                200,
+                JSON,
+                json(serde_json::json!({"phase": current, "checksums": history})),
+            ),
+            ("GET", "/metrics") => (
+                200,
+                "text/plain; version=0.0.4",
+                format!(
+                    "# HELP sluice_job_phase 1 for the job's current phase.\n# TYPE sluice_job_phase gauge\nsluice_job_phase{{phase=\"{current}\"}} 1\n"
+                ),
+            ),
+            _ => (
+                409,
+                JSON,
+                json(
+                    serde_json::json!({"error": format!("the job is in its {current} phase; the stream is not running yet")}),
+                ),
+            ),
+        };
+    }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/status") => match control.status().await {
             Ok(s) => {
                 let mut v = serde_json::to_value(&s).unwrap_or_default();
+                if !current.is_empty()
+                    && let Some(map) = v.as_object_mut()
+                {
+                    map.insert("phase".into(), serde_json::Value::String(current.clone()));
+                }
                 let history = checks.lock().map(|c| c.clone()).unwrap_or_default();
                 if let Some(map) = v.as_object_mut() {
                     map.insert("checksums".into(), serde_json::Value::Array(history));

@@ -121,6 +121,12 @@ impl State {
 
 const ORDER: [&str; 4] = ["dump", "import", "stream", "done"];
 
+fn set_phase(phase: &crate::control::server::Phase, name: &str) {
+    if let Ok(mut p) = phase.lock() {
+        *p = name.to_owned();
+    }
+}
+
 fn at_or_before(phase: &str, current: &str) -> bool {
     let i = |p: &str| ORDER.iter().position(|x| *x == p).unwrap_or(0);
     i(current) <= i(phase)
@@ -145,6 +151,35 @@ pub async fn run(
     // SIGHUP must never end the job (its default action): from here on it is caught, and one
     // that arrives before streaming begins is handled when it does.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let (control, commands) = Control::new();
+    let checks: crate::control::server::Checks = Default::default();
+    let shown_phase: crate::control::server::Phase = Default::default();
+    set_phase(&shown_phase, "dump");
+    let server = match job.control_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                fail(
+                    ExitCode::UsageOrInput,
+                    format!("[control] listen {addr}: {e}"),
+                )
+            })?;
+            eprintln!("sluice run: control API on http://{addr}");
+            Some(tokio::spawn(crate::control::server::serve(
+                listener,
+                control.clone(),
+                job.control_token.clone(),
+                checks.clone(),
+                shown_phase.clone(),
+            )))
+        }
+        None => None,
+    };
+    let controls = Controls {
+        control,
+        commands,
+        checks,
+        phase: shown_phase,
+    };
     let mut phase = state.phase().await?;
     if phase == "done" && job.continuous {
         phase = "stream".into();
@@ -159,10 +194,15 @@ pub async fn run(
         state.set("import").await?;
     }
     if at_or_before("import", &phase) {
+        set_phase(&controls.phase, "import");
         import(&job, &mut summary).await?;
         state.set("stream").await?;
     }
-    let equal = stream(&job, &path, hangups, &mut summary, &mut stop).await?;
+    let equal = stream(&job, &path, hangups, controls, &mut summary, &mut stop).await;
+    if let Some(s) = server {
+        s.abort();
+    }
+    let equal = equal?;
     if !job.continuous {
         state.set("done").await?;
     }
@@ -274,10 +314,19 @@ async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
 }
 
 /// The stream phase; in one-shot mode also the final online checksum (its verdict).
+/// The control API's side of a job: the stream's handle and what `/status` adds to it.
+struct Controls {
+    control: Control,
+    commands: sluice_streamer::control::Commands,
+    checks: crate::control::server::Checks,
+    phase: crate::control::server::Phase,
+}
+
 async fn stream(
     job: &Job,
     path: &std::path::Path,
     hangups: Option<tokio::signal::unix::Signal>,
+    controls: Controls,
     summary: &mut JobSummary,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<bool>, JobFailed> {
@@ -297,26 +346,6 @@ async fn stream(
     let streamer = Streamer::build(config)
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("stream: {e}")))?;
-    let (control, commands) = Control::new();
-    let checks: crate::control::server::Checks = Default::default();
-    let server = match job.control_listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                fail(
-                    ExitCode::UsageOrInput,
-                    format!("[control] listen {addr}: {e}"),
-                )
-            })?;
-            eprintln!("sluice run: control API on http://{addr}");
-            Some(tokio::spawn(crate::control::server::serve(
-                listener,
-                control.clone(),
-                job.control_token.clone(),
-                checks.clone(),
-            )))
-        }
-        None => None,
-    };
     let end = if job.continuous {
         None
     } else {
@@ -326,6 +355,13 @@ async fn stream(
         "phase stream: from the dump's position ({} appliers)",
         job.stream_workers
     );
+    let Controls {
+        control,
+        commands,
+        checks,
+        phase,
+    } = controls;
+    set_phase(&phase, "stream");
     let running = tokio::spawn(streamer.run(stop.clone(), Some(commands)));
     let reload = tokio::spawn(reload_on_sighup(
         hangups,
@@ -340,6 +376,7 @@ async fn stream(
         eprintln!("sluice run: stream: catching up to {end}");
         wait_until(&control, &end, stop).await?;
         if !*stop.borrow() {
+            set_phase(&phase, "checksum");
             verdict = Some(final_checksum(job, &control).await?);
         }
         let _ = control.stop().await;
@@ -349,9 +386,6 @@ async fn stream(
         .map_err(|e| fail(ExitCode::Transient, format!("the stream task failed: {e}")))?;
     reload.abort();
     if let Some(s) = scheduled {
-        s.abort();
-    }
-    if let Some(s) = server {
         s.abort();
     }
     let s =
