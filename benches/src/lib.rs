@@ -132,6 +132,33 @@ pub fn spread(values: &[f64]) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// Runs `sql` with the `mariadb` client on `server` and returns its tab-separated output
+/// (no column names). Panics with the client's error: a benchmark with a failed step means
+/// nothing.
+pub fn query(server: &sluice_tests::MariaDb, sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "-N",
+            "-B",
+        ])
+        .arg(format!("-P{}", server.port))
+        .args(["-e", sql])
+        .output()
+        .expect("run mariadb");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Creates `sbtest` on `server` and fills it with `sysbench oltp_read_write prepare`
 /// (`tables` × `table_size` rows, 2 threads), the data every benchmark here uses.
 pub fn sysbench_prepare(server: &sluice_tests::MariaDb, tables: u64, table_size: u64) {

@@ -13,33 +13,11 @@
 
 use std::process::Command;
 
-use sluice_benches::{cpu_seconds_of, measure_with, sibling_binary, spread, sysbench_prepare};
+use sluice_benches::{
+    cpu_seconds_of, measure_with, query, sibling_binary, spread, sysbench_prepare,
+};
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
-
-fn query(server: &MariaDb, sql: &str) -> String {
-    let out = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "--protocol=TCP",
-            "-h",
-            "127.0.0.1",
-            "-u",
-            "root",
-            "-N",
-            "-B",
-        ])
-        .arg(format!("-P{}", server.port))
-        .args(["-e", sql])
-        .output()
-        .expect("run mariadb");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn main() {
     let args: Vec<u64> = std::env::args()

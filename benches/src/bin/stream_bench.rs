@@ -24,33 +24,9 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use sluice_benches::{measure, sibling_binary, sysbench_prepare};
+use sluice_benches::{measure, query, sibling_binary, sysbench_prepare};
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
-
-fn query(server: &MariaDb, sql: &str) -> String {
-    let out = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "--protocol=TCP",
-            "-h",
-            "127.0.0.1",
-            "-u",
-            "root",
-            "-N",
-            "-B",
-        ])
-        .arg(format!("-P{}", server.port))
-        .args(["-e", sql])
-        .output()
-        .expect("run mariadb");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn replicate(replica: &MariaDb, source: &MariaDb) {
     mariadb_client(
