@@ -98,9 +98,8 @@ impl Applier {
                 .as_bytes(),
         );
         sql.extend_from_slice(b"COMMIT");
-        let sql = String::from_utf8(sql).map_err(|_| {
-            StreamError::Config("a statement is not valid UTF-8 (a bug: cells are escaped)".into())
-        })?;
+        // Sent as bytes: a character cell holds the source's bytes as they are (valid UTF-8 or
+        // not), and no validation pass runs over every group.
         let started = std::time::Instant::now();
         loop {
             match self.conn.query_drop(&sql).await {
