@@ -428,7 +428,10 @@ mod tests {
     #[test]
     fn retention_is_weighed_against_the_size() {
         assert_eq!(retention_finding(0.0, 1 << 40).verdict, Verdict::Pass);
-        assert_eq!(retention_finding(86_400.0, 1_000_000).verdict, Verdict::Pass);
+        assert_eq!(
+            retention_finding(86_400.0, 1_000_000).verdict,
+            Verdict::Pass
+        );
         let short = retention_finding(3_600.0, 100_000_000_000);
         assert_eq!(short.verdict, Verdict::Fail);
         assert!(short.detail.contains("1.0 hours"), "{}", short.detail);
