@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_core::{Endpoint, TableFilter};
+use sluice_core::{Endpoint, Routes, TableFilter};
 
 use crate::sync::SyncHandle;
 
@@ -13,6 +13,8 @@ pub struct ChecksumConfig {
     pub source: Endpoint,
     pub target: Endpoint,
     pub filter: TableFilter,
+    /// The target's name for each source table (`--route`).
+    pub routes: Routes,
     /// Rows per chunk (the dumper's planner).
     pub chunk_rows: u64,
     /// Chunks compared at once (each uses one connection per side).
@@ -42,6 +44,7 @@ impl ChecksumConfig {
             source,
             target,
             filter: TableFilter::default(),
+            routes: Routes::default(),
             chunk_rows: 100_000,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())

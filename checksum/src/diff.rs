@@ -128,10 +128,12 @@ pub async fn keyed_chunk(
     target: &mut Side<'_>,
     hash: &HashSql,
     table: &TableInfo,
+    target_table: &TableInfo,
     predicate: Option<&str>,
     limit: usize,
 ) -> Result<ChunkDiff, ChecksumError> {
     let sql = hash.row_hashes_sql(table, predicate);
+    let target_sql = hash.row_hashes_sql(target_table, predicate);
     let what = format!("hash rows of {}", table.name.plain());
     let key_len = table.primary_key.len();
     let split = |rows: Vec<mysql_async::Row>| -> Vec<(Cells, Cells)> {
@@ -144,7 +146,7 @@ pub async fn keyed_chunk(
             .collect()
     };
     let src = split(query_rows(source, sql.clone(), &what).await?);
-    let dst: HashMap<Cells, Cells> = split(query_rows(target, sql, &what).await?)
+    let dst: HashMap<Cells, Cells> = split(query_rows(target, target_sql, &what).await?)
         .into_iter()
         .collect();
     let mut out = ChunkDiff::default();
@@ -167,14 +169,16 @@ pub async fn keyed_chunk(
                 };
                 let replace = format!(
                     "REPLACE INTO {} ({}) VALUES ({});",
-                    table.name,
+                    target_table.name,
                     columns_list(table),
                     values_list(table, &row)
                 );
                 let kind = if other.is_none() {
                     DifferenceKind::MissingOnTarget
                 } else {
-                    let theirs = fetch_row(target, table, key).await?.unwrap_or_default();
+                    let theirs = fetch_row(target, target_table, key)
+                        .await?
+                        .unwrap_or_default();
                     let columns = table
                         .columns
                         .iter()
@@ -199,7 +203,7 @@ pub async fn keyed_chunk(
         if !src_keys.contains_key(key) {
             let delete = format!(
                 "DELETE FROM {} WHERE {};",
-                table.name,
+                target_table.name,
                 key_predicate(table, key)
             );
             push(
@@ -221,9 +225,11 @@ pub async fn keyless_table(
     target: &mut Side<'_>,
     hash: &HashSql,
     table: &TableInfo,
+    target_table: &TableInfo,
     limit: usize,
 ) -> Result<ChunkDiff, ChecksumError> {
     let sql = hash.multiset_sql(table);
+    let target_sql = hash.multiset_sql(target_table);
     let what = format!("hash rows of {}", table.name.plain());
     let counts = |rows: Vec<mysql_async::Row>| -> HashMap<(u64, u64), u64> {
         rows.iter()
@@ -236,7 +242,7 @@ pub async fn keyless_table(
             .collect()
     };
     let src = counts(query_rows(source, sql.clone(), &what).await?);
-    let dst = counts(query_rows(target, sql, &what).await?);
+    let dst = counts(query_rows(target, target_sql, &what).await?);
     let mut out = ChunkDiff::default();
     let show = |row: &Cells| {
         table
@@ -271,7 +277,7 @@ pub async fn keyless_table(
                 });
                 out.fixes.push(format!(
                     "INSERT INTO {} ({}) VALUES ({});",
-                    table.name,
+                    target_table.name,
                     columns_list(table),
                     values_list(table, &row)
                 ));
@@ -283,7 +289,7 @@ pub async fn keyless_table(
         if n_dst > n_src {
             let rows = query_rows(
                 target,
-                hash.rows_with_hash_sql(table, &h1.to_string(), &h2.to_string()),
+                hash.rows_with_hash_sql(target_table, &h1.to_string(), &h2.to_string()),
                 &what,
             )
             .await?;
@@ -314,7 +320,7 @@ pub async fn keyless_table(
                 });
                 out.fixes.push(format!(
                     "DELETE FROM {} WHERE {matches} LIMIT 1;",
-                    table.name
+                    target_table.name
                 ));
             }
         }

@@ -26,6 +26,9 @@ pub struct Difference {
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
     pub table: String,
+    /// The table compared on the target when `--route` moved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_table: Option<String>,
     pub chunks: usize,
     pub source_rows: u64,
     pub target_rows: u64,

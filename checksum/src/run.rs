@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{Chunk, Endpoint, ServerInfo, TableInfo, TableName, plan_table, select_tables};
+use sluice_core::{
+    Chunk, Endpoint, ServerInfo, TableFilter, TableInfo, TableName, plan_table, select_tables,
+};
 use tokio::task::JoinSet;
 
 use crate::config::ChecksumConfig;
@@ -24,6 +26,8 @@ pub struct Checker {
     config: ChecksumConfig,
     hash: HashSql,
     tables: Vec<TableInfo>,
+    /// `tables` under their target names (the same columns: what `--route` moved).
+    targets: Vec<TableInfo>,
     missing_on_target: HashSet<TableName>,
 }
 
@@ -41,18 +45,37 @@ impl Checker {
                 source_endpoint: config.source.to_string(),
             });
         }
-        let on_target = select_tables(&mut dst, &config.target, &config.filter).await?;
+        config
+            .routes
+            .check_distinct(selection.tables.iter().map(|t| &t.name))?;
+        let targets: Vec<TableInfo> = selection
+            .tables
+            .iter()
+            .map(|t| TableInfo {
+                name: config.routes.route(&t.name),
+                ..t.clone()
+            })
+            .collect();
+        // The filter names source tables; routed tables are looked for among all of the target's.
+        let target_filter = if config.routes.is_empty() {
+            config.filter.clone()
+        } else {
+            TableFilter::default()
+        };
+        let on_target = select_tables(&mut dst, &config.target, &target_filter).await?;
         let present: HashSet<TableName> = on_target.tables.into_iter().map(|t| t.name).collect();
         let missing_on_target = selection
             .tables
             .iter()
-            .map(|t| t.name.clone())
-            .filter(|n| !present.contains(n))
+            .zip(&targets)
+            .filter(|(_, t)| !present.contains(&t.name))
+            .map(|(s, _)| s.name.clone())
             .collect();
         Ok(Checker {
             hash: HashSql::for_servers(&src_info, &dst_info),
             config,
             tables: selection.tables,
+            targets,
             missing_on_target,
         })
     }
@@ -63,6 +86,7 @@ impl Checker {
             config,
             hash,
             tables,
+            targets,
             missing_on_target,
         } = self;
         let mut planner = config.source.connect().await?;
@@ -76,6 +100,7 @@ impl Checker {
         }
         drop(planner);
         let tables = Arc::new(tables);
+        let targets = Arc::new(targets);
         let config = Arc::new(config);
         let planned: Vec<Chunk> = queue.iter().cloned().collect();
 
@@ -83,7 +108,15 @@ impl Checker {
             .sync
             .as_ref()
             .map(|h| Arc::new(Synchronizer::new(h.0.clone())));
-        let mut results = compare_all(&config, hash, &tables, queue, synchronizer.clone()).await?;
+        let mut results = compare_all(
+            &config,
+            hash,
+            &tables,
+            &targets,
+            queue,
+            synchronizer.clone(),
+        )
+        .await?;
         // At sync points a difference is real: nothing to recheck.
         let rechecks = if synchronizer.is_some() {
             0
@@ -105,7 +138,7 @@ impl Checker {
                 "rechecking mismatching chunks"
             );
             tokio::time::sleep(config.recheck_delay).await;
-            let again = compare_all(&config, hash, &tables, mismatched, None).await?;
+            let again = compare_all(&config, hash, &tables, &targets, mismatched, None).await?;
             for r in again {
                 if let Some(slot) = results
                     .iter_mut()
@@ -122,6 +155,7 @@ impl Checker {
             .map(|(i, t)| {
                 let report = TableReport {
                     table: t.name.plain(),
+                    target_table: (targets[i].name != t.name).then(|| targets[i].name.plain()),
                     chunks: planned.iter().filter(|c| c.table == i).count(),
                     source_rows: 0,
                     target_rows: 0,
@@ -148,6 +182,7 @@ impl Checker {
                 continue;
             }
             let table = &tables[r.chunk.table];
+            let target_table = &targets[r.chunk.table];
             report.mismatched_chunks.push(
                 r.chunk
                     .predicate
@@ -169,13 +204,15 @@ impl Checker {
                 endpoint: &config.target,
             };
             let found = if table.primary_key.is_empty() {
-                diff::keyless_table(&mut source, &mut target, &hash, table, left).await?
+                diff::keyless_table(&mut source, &mut target, &hash, table, target_table, left)
+                    .await?
             } else {
                 diff::keyed_chunk(
                     &mut source,
                     &mut target,
                     &hash,
                     table,
+                    target_table,
                     r.chunk.predicate.as_deref(),
                     left,
                 )
@@ -227,6 +264,7 @@ async fn compare_all(
     config: &Arc<ChecksumConfig>,
     hash: HashSql,
     tables: &Arc<Vec<TableInfo>>,
+    targets: &Arc<Vec<TableInfo>>,
     queue: VecDeque<Chunk>,
     synchronizer: Option<Arc<Synchronizer>>,
 ) -> Result<Vec<ChunkResult>, ChecksumError> {
@@ -235,9 +273,10 @@ async fn compare_all(
     let throttle = Arc::new(Throttle::new(config.max_rows_per_sec));
     let mut set = JoinSet::new();
     for _ in 0..workers {
-        let (config, tables, queue, throttle, synchronizer) = (
+        let (config, tables, targets, queue, throttle, synchronizer) = (
             config.clone(),
             tables.clone(),
+            targets.clone(),
             queue.clone(),
             throttle.clone(),
             synchronizer.clone(),
@@ -254,12 +293,13 @@ async fn compare_all(
                 }
                 let table = &tables[chunk.table];
                 let sql = hash.chunk_sql(table, chunk.predicate.as_deref());
+                let target_sql = hash.chunk_sql(&targets[chunk.table], chunk.predicate.as_deref());
                 if let Some(sync) = &synchronizer {
                     sync.pair(&config, &mut src, &mut dst).await?;
                 }
                 let (s, t) = tokio::join!(
                     fingerprint(&mut src, &config.source, &sql),
-                    fingerprint(&mut dst, &config.target, &sql)
+                    fingerprint(&mut dst, &config.target, &target_sql)
                 );
                 if synchronizer.is_some() {
                     sync::end(&mut src).await;

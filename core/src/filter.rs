@@ -109,7 +109,7 @@ impl TableFilter {
 }
 
 /// Glob match with `*` and `?`, iterative with backtracking on the last `*`.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

@@ -9,12 +9,14 @@
 
 mod chunks;
 mod column;
+pub mod ddl;
 mod endpoint;
 mod error;
 mod filter;
 mod gtid;
 pub mod layout;
 mod position;
+mod route;
 mod schema;
 mod sql_literal;
 mod storage;
@@ -27,6 +29,7 @@ pub use error::{CoreError, Result};
 pub use filter::TableFilter;
 pub use gtid::{GtidSet, MariaGtid};
 pub use position::{BinlogPosition, Checkpoint};
+pub use route::Routes;
 pub use schema::{ColumnInfo, Selection, TableInfo, select_tables};
 pub use sql_literal::{cell, cells, sql_literal};
 pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};

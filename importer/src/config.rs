@@ -51,6 +51,8 @@ pub struct ImportConfig {
     /// Forget earlier checkpoints of this dump and load everything again.
     pub restart: bool,
     pub filter: TableFilter,
+    /// Target names for the dump's tables (`--route`); applied after the filter.
+    pub routes: sluice_core::Routes,
     /// The schema on the target that holds the checkpoints.
     pub meta_schema: String,
     /// Who hears about progress (log lines by default; the CLI's bars on a terminal).
@@ -76,6 +78,7 @@ impl ImportConfig {
             no_schema: false,
             restart: false,
             filter: TableFilter::default(),
+            routes: sluice_core::Routes::default(),
             meta_schema: "sluice_meta".to_owned(),
             csv: None,
             import_mode: false,

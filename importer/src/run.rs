@@ -97,6 +97,12 @@ impl Importer {
         source
             .tables
             .retain(|t| config.filter.matches(&t.name.database, &t.name.table));
+        config
+            .routes
+            .check_distinct(source.tables.iter().map(|t| &t.dump_name))?;
+        for t in &mut source.tables {
+            t.name = config.routes.route(&t.dump_name);
+        }
         if let Some(dialect) = &config.csv
             && source.metadata.is_none()
         {
@@ -163,11 +169,29 @@ impl Importer {
         let checkpoints =
             Checkpoints::open(&mut conn, endpoint, &config.meta_schema, &dump_id).await?;
         if !config.no_schema {
-            for (db, file) in &source.database_schemas {
-                if source.tables.iter().any(|t| &t.name.database == db) {
-                    target::ensure_database(&mut conn, endpoint, &storage, db, file.as_deref())
-                        .await?;
+            // Every database the rows go to; its own schema file where the route keeps the
+            // database whole (a table routed elsewhere lands in a plainly created database).
+            let mut created = std::collections::BTreeSet::new();
+            for t in &source.tables {
+                if !created.insert(t.name.database.clone()) {
+                    continue;
                 }
+                let from = &t.dump_name.database;
+                let file = match source.database_schemas.get(from) {
+                    Some(f) if config.routes.route_database(from) == t.name.database => {
+                        f.as_deref()
+                    }
+                    _ => None,
+                };
+                target::ensure_database(
+                    &mut conn,
+                    endpoint,
+                    &storage,
+                    &t.name.database,
+                    file,
+                    &config.routes,
+                )
+                .await?;
             }
         }
         let mut summary = ImportSummary {
@@ -270,7 +294,7 @@ async fn import_one(
     let columns = source.metadata.as_ref().and_then(|m| {
         m.tables
             .iter()
-            .find(|x| x.database == table.name.database && x.table == table.name.table)
+            .find(|x| x.database == table.dump_name.database && x.table == table.dump_name.table)
             .map(|x| x.columns.clone())
     });
     let plan = RowPlan::new(&info, columns.as_deref())?;
@@ -341,8 +365,8 @@ async fn prepare_table(
                 conn,
                 endpoint,
                 storage,
-                &table.name,
-                &table.schema_file,
+                table,
+                &config.routes,
                 config.defer_indexes,
             )
             .await

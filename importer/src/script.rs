@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{Storage, TableName};
+use sluice_core::ddl::route_statement;
+use sluice_core::{Storage, TableName, quote_ident};
 
 use crate::config::ImportConfig;
 use crate::insert::parse_insert;
@@ -171,13 +172,20 @@ impl Script<'_> {
                 {
                     self.triggers.push(text.clone());
                 } else {
-                    if starts_ci(trimmed, "USE ") {
-                        self.current_db =
-                            Some(trimmed[4..].trim().trim_matches('`').replace("``", "`"));
-                    }
+                    // Names are the dump's: `--route` rewrites them before the statement runs.
+                    let routes = &self.config.routes;
+                    let run = if starts_ci(trimmed, "USE ") {
+                        let db = trimmed[4..].trim().trim_matches('`').replace("``", "`");
+                        let sql = format!("USE {}", quote_ident(&routes.route_database(&db)));
+                        self.current_db = Some(db);
+                        sql
+                    } else {
+                        let schema = self.current_db.as_deref().unwrap_or("");
+                        route_statement(trimmed, schema, routes).0
+                    };
                     let endpoint = &self.config.target;
                     self.conn
-                        .query_drop(trimmed)
+                        .query_drop(run)
                         .await
                         .map_err(|e| endpoint.error(format!("run the statement at {where_}"), e))?;
                 }
@@ -208,7 +216,10 @@ impl Script<'_> {
                     insert.table
                 ))
             })?;
-        let name = TableName::new(database, insert.table.clone());
+        let name = self
+            .config
+            .routes
+            .route(&TableName::new(database, insert.table.clone()));
         if !self.tables.contains_key(&name) {
             let endpoint = &self.config.target;
             let info = target::lookup(&mut self.conn, endpoint, &name)

@@ -23,7 +23,10 @@ pub struct DataFile {
 
 #[derive(Debug, Clone)]
 pub struct TableSource {
+    /// Where the rows go: the dump's name, or where `--route` sends it.
     pub name: TableName,
+    /// The table's name in the dump (and in its schema file).
+    pub dump_name: TableName,
     pub schema_file: String,
     pub files: Vec<DataFile>,
     /// Rows and fingerprint the dump recorded (Sluice dumps only).
@@ -140,6 +143,7 @@ fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
         }
         tables.push(TableSource {
             name: TableName::new(&t.database, &t.table),
+            dump_name: TableName::new(&t.database, &t.table),
             schema_file: t.schema_file.clone(),
             files,
             expected_rows: Some(t.rows),
@@ -171,6 +175,7 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
                 qualified.to_owned(),
                 TableSource {
                     name: TableName::new(db, table),
+                    dump_name: TableName::new(db, table),
                     schema_file: name.clone(),
                     files: Vec::new(),
                     expected_rows: None,

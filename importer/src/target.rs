@@ -3,11 +3,13 @@
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use sluice_core::ddl::route_statement;
 use sluice_core::{
-    Endpoint, Storage, TableFilter, TableInfo, TableName, quote_ident, select_tables,
+    Endpoint, Routes, Storage, TableFilter, TableInfo, TableName, quote_ident, select_tables,
 };
 
 use crate::ImportError;
+use crate::source::TableSource;
 use crate::sql_reader::SqlReader;
 
 /// The statements of a schema file.
@@ -48,6 +50,7 @@ pub async fn ensure_database(
     storage: &Storage,
     db: &str,
     file: Option<&str>,
+    routes: &Routes,
 ) -> Result<(), ImportError> {
     if database_exists(conn, endpoint, db).await? {
         return Ok(());
@@ -56,7 +59,8 @@ pub async fn ensure_database(
         Some(f) => statements(storage, f)
             .await?
             .into_iter()
-            .find(|s| s.to_ascii_uppercase().starts_with("CREATE DATABASE")),
+            .find(|s| s.to_ascii_uppercase().starts_with("CREATE DATABASE"))
+            .map(|s| route_statement(&s, "", routes).0),
         None => None,
     };
     if let Some(sql) = from_file {
@@ -102,17 +106,28 @@ pub async fn create_table(
     conn: &mut Conn,
     endpoint: &Endpoint,
     storage: &Storage,
-    name: &TableName,
-    schema_file: &str,
+    table: &TableSource,
+    routes: &Routes,
     defer_indexes: bool,
 ) -> Result<Vec<String>, ImportError> {
+    let (name, schema_file) = (&table.name, table.schema_file.as_str());
     let all = statements(storage, schema_file).await?;
-    conn.query_drop(format!("USE {}", quote_ident(&name.database)))
-        .await
-        .map_err(|e| endpoint.error(format!("USE {}", name.database), e))?;
+    // The schema file names the table as the dump does: routed names are written into it,
+    // and it runs in the routed database (or the table's, where the route moved only it).
+    let schema = routes.route_database(&table.dump_name.database);
+    let mut used = conn
+        .query_drop(format!("USE {}", quote_ident(&schema)))
+        .await;
+    if used.is_err() && schema != name.database {
+        used = conn
+            .query_drop(format!("USE {}", quote_ident(&name.database)))
+            .await;
+    }
+    used.map_err(|e| endpoint.error(format!("USE {}", name.database), e))?;
     let mut deferred = Vec::new();
     let mut created = false;
     for s in all {
+        let s = route_statement(&s, &table.dump_name.database, routes).0;
         let upper = s.to_ascii_uppercase();
         let s = if upper.starts_with("CREATE TABLE") && defer_indexes {
             let (table_sql, removed) = strip_secondary_indexes(&s);

@@ -111,6 +111,7 @@ pub(crate) async fn run(
             flavor: setup.flavor,
             server_id: setup.config.server_id,
             filter: setup.config.filter.clone(),
+            routes: setup.config.routes.clone(),
             until: setup.config.until.clone(),
         },
         SchemaView::new(setup.config.target.clone()),

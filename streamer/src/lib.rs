@@ -18,7 +18,6 @@ pub mod checkpoint;
 pub mod compact;
 pub mod control;
 mod coordinator;
-pub mod ddl;
 pub mod dispatch;
 mod error;
 mod event;

@@ -17,7 +17,7 @@
 //! DDL. A DDL on a replicated table is handed on, and the reader waits until it has been
 //! applied to the target before it decodes another event: the schema view reads the target.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,15 +26,17 @@ use mysql_async::binlog::BinlogChecksumAlg;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, OptsBuilder};
-use sluice_core::{BinlogPosition, Endpoint, Flavor, GtidSet, MariaGtid, TableFilter, TableName};
+use sluice_core::{
+    BinlogPosition, Endpoint, Flavor, GtidSet, MariaGtid, Routes, TableFilter, TableName,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cell::{Row, literal};
-use crate::ddl::{Statement, classify};
 use crate::event::event_type as et;
 use crate::schema_view::SchemaView;
 use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction};
 use crate::{StreamError, mariadb};
+use sluice_core::ddl::{Statement, classify, route_statement};
 
 /// Seconds between the source's heartbeats on an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -88,6 +90,7 @@ pub struct ReaderConfig {
     pub flavor: Flavor,
     pub server_id: u32,
     pub filter: TableFilter,
+    pub routes: Routes,
     pub until: Option<Until>,
 }
 
@@ -118,6 +121,8 @@ pub struct Reader {
     seq: u64,
     status: Arc<Mutex<ReaderStatus>>,
     warned: HashSet<TableName>,
+    /// Target table → the source table routed there, to refuse a merge met mid-stream.
+    routed_from: HashMap<TableName, TableName>,
     /// A new source to switch to (the control API's update-source), at a transaction boundary.
     sources: watch::Receiver<Endpoint>,
 }
@@ -148,6 +153,7 @@ impl Reader {
             seq: 0,
             status,
             warned: HashSet::new(),
+            routed_from: HashMap::new(),
             sources,
         }
     }
@@ -503,9 +509,10 @@ impl Reader {
                     return self.hand_on(Item::Progress(end.clone()), end).await;
                 }
                 let tables = match &statement {
-                    Statement::TableDdl(t) => t.clone(),
+                    Statement::TableDdl(t) => t.iter().map(|n| self.cfg.routes.route(n)).collect(),
                     _ => Vec::new(),
                 };
+                let (sql, schema) = route_statement(&sql, &schema, &self.cfg.routes);
                 self.seq += 1;
                 let (applied, wait) = oneshot::channel();
                 let ddl = Ddl {
@@ -615,12 +622,27 @@ impl Reader {
         if !self.cfg.filter.matches(&name.database, &name.table) {
             return Ok(());
         }
+        let target = self.cfg.routes.route(&name);
         let schema_error = |reason: String| StreamError::Schema {
-            table: name.plain(),
+            table: if target == name {
+                name.plain()
+            } else {
+                format!("{} (routed to {})", name.plain(), target.plain())
+            },
             position: at.clone(),
             reason,
         };
-        let Some(def) = self.schema.table(&name).await? else {
+        let first = self
+            .routed_from
+            .entry(target.clone())
+            .or_insert_with(|| name.clone());
+        if *first != name {
+            return Err(schema_error(format!(
+                "{} is routed to the same table; merging tables is not supported",
+                first.plain()
+            )));
+        }
+        let Some(def) = self.schema.table(&target).await? else {
             return Err(schema_error(
                 "the target has no such table; import the dump (or create it) before streaming"
                     .into(),

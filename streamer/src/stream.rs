@@ -15,7 +15,10 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use sluice_core::layout::{DumpMetadata, METADATA_FILE};
-use sluice_core::{BinlogPosition, Endpoint, Flavor, GtidSet, ServerInfo, Storage, TableFilter};
+use sluice_core::{
+    BinlogPosition, Endpoint, Flavor, GtidSet, Routes, ServerInfo, Storage, TableFilter,
+    select_tables,
+};
 use tokio::sync::watch;
 
 use crate::StreamError;
@@ -44,6 +47,8 @@ pub struct StreamConfig {
     pub until: Option<Until>,
     pub workers: usize,
     pub filter: TableFilter,
+    /// Target names for source tables (`--route`); DDL is rewritten to match.
+    pub routes: Routes,
     /// Names this stream's checkpoint rows; two streams into one target need two names.
     pub task: String,
     /// The replica id the reader registers with (unique among the source's replicas).
@@ -67,6 +72,7 @@ impl StreamConfig {
             until: None,
             workers: 1,
             filter: TableFilter::default(),
+            routes: Routes::default(),
             task: "default".into(),
             server_id: 0,
             meta_schema: "sluice_meta".into(),
@@ -115,6 +121,13 @@ impl Streamer {
         let mut source = config.source.connect().await?;
         let info = ServerInfo::detect(&mut source, &config.source).await?;
         check_source(&mut source, &config.source).await?;
+        if !config.routes.is_empty() {
+            let selection = select_tables(&mut source, &config.source, &config.filter).await?;
+            config
+                .routes
+                .check_distinct(selection.tables.iter().map(|t| &t.name))
+                .map_err(|e| StreamError::Config(e.to_string()))?;
+        }
         let mut control = config.target.connect().await?;
         let checkpoints = Checkpoints::new(&config.meta_schema, &config.task);
         checkpoints

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sluice_checksum::{Checker, ChecksumConfig, DifferenceKind, Report, SyncHandle};
-use sluice_core::TableFilter;
+use sluice_core::{Routes, TableFilter};
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
@@ -29,6 +29,11 @@ pub struct ChecksumArgs {
     /// Tables to check: db.*, db.tbl, !db.tbl; * and ? glob. Repeatable.
     #[arg(long = "filter", value_name = "PATTERN")]
     filters: Vec<String>,
+    /// Target names for source tables: FROM=TO, as in shop=shop_v2 (a database),
+    /// shop.orders=archive.orders_2026 (one table), shop.*=archive (names kept). First match
+    /// wins; repeatable. Merging two tables into one is refused.
+    #[arg(long = "route", value_name = "FROM=TO")]
+    routes: Vec<String>,
     /// Rows per chunk.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     chunk_rows: u64,
@@ -90,6 +95,7 @@ impl ChecksumArgs {
         }
         let mut config = ChecksumConfig::new(source, target);
         config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        config.routes = Routes::new(&self.routes).map_err(|e| format!("--route: {e}"))?;
         config.chunk_rows = self.chunk_rows;
         if let Some(t) = self.threads {
             config.threads = t.max(1);

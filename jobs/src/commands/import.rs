@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use sluice_core::TableFilter;
 use sluice_core::layout::CsvDialect;
+use sluice_core::{Routes, TableFilter};
 use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size, restore_target_settings};
 
 use crate::ExitCode;
@@ -55,6 +55,11 @@ pub struct ImportArgs {
     /// Tables to import: db.*, db.tbl, !db.tbl; * and ? glob. Repeatable.
     #[arg(long = "filter", value_name = "PATTERN")]
     filters: Vec<String>,
+    /// Target names for source tables: FROM=TO, as in shop=shop_v2 (a database),
+    /// shop.orders=archive.orders_2026 (one table), shop.*=archive (names kept). First match
+    /// wins; repeatable. Merging two tables into one is refused.
+    #[arg(long = "route", value_name = "FROM=TO")]
+    routes: Vec<String>,
     /// CSV of a Dumpling or mydumper folder: field delimiter (one byte; `\t` for tab).
     #[arg(long, value_name = "CHAR")]
     csv_delimiter: Option<String>,
@@ -104,6 +109,7 @@ impl ImportArgs {
         config.no_schema = self.no_schema;
         config.restart = self.restart;
         config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        config.routes = Routes::new(&self.routes).map_err(|e| format!("--route: {e}"))?;
         if self.csv_delimiter.is_some()
             || self.csv_null.is_some()
             || self.csv_header.is_some()

@@ -106,6 +106,7 @@ pub async fn run() -> ExitCode {
         target: target.endpoint(),
         storage: storage.path().join("dump").display().to_string(),
         filter: TableFilter::new(&["shop.*"]).unwrap_or_default(),
+        routes: Default::default(),
         dump_threads: Some(2),
         dump_format: Some("csv".into()),
         dump_compress: Some("zstd".into()),

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_core::{BinlogPosition, GtidSet, Secret, TableFilter};
+use sluice_core::{BinlogPosition, GtidSet, Routes, Secret, TableFilter};
 use sluice_streamer::{Control, StartPoint, StreamConfig, Streamer, Summary, Until};
 use tokio::sync::watch;
 
@@ -48,6 +48,11 @@ pub struct StreamArgs {
     /// Tables to stream: db.*, db.tbl, !db.tbl; * and ? glob. Repeatable.
     #[arg(long = "filter", value_name = "PATTERN")]
     filters: Vec<String>,
+    /// Target names for source tables: FROM=TO, as in shop=shop_v2 (a database),
+    /// shop.orders=archive.orders_2026 (one table), shop.*=archive (names kept). First match
+    /// wins; repeatable. Merging two tables into one is refused.
+    #[arg(long = "route", value_name = "FROM=TO")]
+    routes: Vec<String>,
     /// The replica id to register with (unique among the source's replicas; default derived
     /// from the task name).
     #[arg(long, value_name = "ID")]
@@ -130,6 +135,7 @@ impl StreamArgs {
         config.until = until;
         config.workers = self.workers;
         config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
+        config.routes = Routes::new(&self.routes).map_err(|e| format!("--route: {e}"))?;
         config.server_id = self
             .server_id
             .unwrap_or_else(|| default_server_id(&self.task));

@@ -5,7 +5,7 @@
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
-use sluice_core::{Endpoint, Storage, TableName, quote_string, select_tables};
+use sluice_core::{Endpoint, Storage, quote_string, select_tables};
 
 use super::file::Job;
 
@@ -236,6 +236,17 @@ async fn tables(c: &mut Conn, job: &Job, target_up: bool, out: &mut Vec<Finding>
         format!("{} tables selected", selection.tables.len()),
         "",
     ));
+    if let Err(e) = job
+        .routes
+        .check_distinct(selection.tables.iter().map(|t| &t.name))
+    {
+        out.push(finding(
+            "routes",
+            Verdict::Fail,
+            e.to_string(),
+            "fix [[route]]",
+        ));
+    }
     let keyless: Vec<String> = selection
         .tables
         .iter()
@@ -314,18 +325,16 @@ async fn tables(c: &mut Conn, job: &Job, target_up: bool, out: &mut Vec<Finding>
             "upgrade the target or change those columns' collation on the source",
         )
     });
-    // Target tables that already hold rows (the import refuses them).
+    // Target tables (where [[route]] sends them) that already hold rows: the import refuses them.
     let mut filled: Vec<String> = Vec::new();
     for table in &selection.tables {
+        let target_name = job.routes.route(&table.name);
         let n: Option<u64> = t
-            .query_first(format!(
-                "SELECT 1 FROM {} LIMIT 1",
-                TableName::new(&table.name.database, &table.name.table)
-            ))
+            .query_first(format!("SELECT 1 FROM {target_name} LIMIT 1"))
             .await
             .unwrap_or(None);
         if n.is_some() {
-            filled.push(table.name.plain());
+            filled.push(target_name.plain());
         }
     }
     out.push(if filled.is_empty() {

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sluice_core::{Endpoint, Secret, TableFilter};
+use sluice_core::{Endpoint, Routes, Secret, TableFilter};
 use toml::de::{DeTable, DeValue};
 
 use super::cron::Cron;
@@ -101,6 +101,8 @@ pub struct Job {
     pub target: Endpoint,
     pub storage: String,
     pub filter: TableFilter,
+    /// `[[route]]` rules, in file order (the first that matches a table wins).
+    pub routes: Routes,
     pub dump_threads: Option<usize>,
     pub dump_format: Option<String>,
     pub dump_compress: Option<String>,
@@ -241,10 +243,19 @@ fn walk<'i>(
             continue;
         }
         if section.is_empty() && name == "route" {
-            r.error(
-                offset,
-                "[[route]] is not supported yet (tables keep their names)",
-            );
+            if matches!(value.get_ref(), DeValue::Array(_)) {
+                out.push((
+                    String::new(),
+                    name.to_owned(),
+                    value.get_ref().clone(),
+                    offset,
+                ));
+            } else {
+                r.error(
+                    offset,
+                    "`route` must be [[route]] tables with `from` and `to`",
+                );
+            }
             continue;
         }
         let Some((_, kind)) = keys.iter().find(|(k, _)| *k == name) else {
@@ -352,6 +363,65 @@ fn walk<'i>(
         }
         out.push((section.to_owned(), name.to_owned(), v.clone(), at));
     }
+}
+
+/// `[[route]]` entries: `from` and `to` each, no `from` twice. Problems go to `r`.
+fn routes(r: &mut Reader<'_>, value: &DeValue<'_>) -> Routes {
+    let mut routes = Routes::default();
+    let DeValue::Array(entries) = value else {
+        return routes;
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for entry in entries {
+        let at = entry.span().start;
+        let DeValue::Table(t) = entry.get_ref() else {
+            r.error(at, "each [[route]] is a table with `from` and `to`");
+            continue;
+        };
+        let (mut from, mut to) = (None, None);
+        for (k, val) in t {
+            let key = k.get_ref().as_ref();
+            match (key, val.get_ref()) {
+                ("from", DeValue::String(text)) => {
+                    from = Some((text.to_string(), val.span().start))
+                }
+                ("to", DeValue::String(text)) => to = Some(text.to_string()),
+                ("from" | "to", other) => r.error(
+                    val.span().start,
+                    format!(
+                        "`{key}` in [[route]] must be a string, not {}",
+                        other.type_str()
+                    ),
+                ),
+                (other, _) => r.error(
+                    k.span().start,
+                    format!(
+                        "unknown key `{other}` in [[route]]{}",
+                        suggest(other, &["from", "to"])
+                    ),
+                ),
+            }
+        }
+        let (Some((from, from_at)), Some(to)) = (from, to) else {
+            r.error(
+                at,
+                "[[route]] needs `from = \"db.table\"` and `to = \"db.table\"`",
+            );
+            continue;
+        };
+        if seen.contains(&from) {
+            r.error(
+                from_at,
+                format!("duplicate route: `from = \"{from}\"` is routed twice"),
+            );
+            continue;
+        }
+        seen.push(from.clone());
+        if let Err(e) = routes.push(&from, &to) {
+            r.error(from_at, format!("[[route]]: {e}"));
+        }
+    }
+    routes
 }
 
 /// ` ; did you mean `x`?` when a known word is close.
@@ -484,6 +554,7 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
             None
         }
     };
+    let routes = get("", "route").map_or_else(Routes::default, |(v, _)| routes(r, v));
     let size = |r: &mut Reader<'_>, s: &str, k: &str| -> Option<u64> {
         let (v, at) = get(s, k)?;
         if let Some(i) = v.as_integer() {
@@ -579,6 +650,7 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
         target: target?,
         storage: text("storage", "url")?,
         filter: filter?,
+        routes,
         dump_threads,
         dump_format,
         dump_compress,
@@ -674,6 +746,10 @@ url = "/var/tmp/sluice/shop"  # (S3: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KE
 include = ["shop.*"]          # db.*, db.table, globs with * and ?
 # exclude = ["shop.tmp_*"]
 
+# [[route]]                   # where tables land on the target; first match wins, repeatable
+# from = "shop.*"             # source tables, as in [filter]
+# to = "shop_v2.*"            # db.table or db; `*` keeps the source's name (merges refused)
+
 [dump]
 # threads = 4                 # default: number of cores
 # format = "sql"              # sql, csv or parquet
@@ -724,6 +800,19 @@ mod tests {
             "{:?}",
             errors(EXAMPLE)
         );
+    }
+
+    #[test]
+    fn routes_are_read_in_order() {
+        let text = MINIMAL.to_owned()
+            + "\n[[route]]\nfrom = \"shop.orders\"\nto = \"archive.orders\"\n\n[[route]]\nfrom = \"shop\"\nto = \"shop_v2\"\n";
+        let job = parse(&text, "job.toml").unwrap();
+        let t = |d: &str, n: &str| sluice_core::TableName::new(d, n);
+        assert_eq!(
+            job.routes.route(&t("shop", "orders")),
+            t("archive", "orders")
+        );
+        assert_eq!(job.routes.route(&t("shop", "items")), t("shop_v2", "items"));
     }
 
     #[test]
@@ -781,7 +870,19 @@ mod tests {
             ),
             (
                 "name = \"x\"\n[[route]]\nfrom = \"a.*\"\n",
-                "[[route]] is not supported yet",
+                "[[route]] needs `from",
+            ),
+            (
+                "name = \"x\"\n[[route]]\nfrom = \"a\"\nto = \"b\"\n[[route]]\nfrom = \"a\"\nto = \"c\"\n",
+                "duplicate route: `from = \"a\"` is routed twice at job.toml:6:8",
+            ),
+            (
+                "name = \"x\"\n[[route]]\nfrom = \"a\"\nto = \"b*\"\ntoo = 1\n",
+                "unknown key `too` in [[route]]; did you mean `to`?",
+            ),
+            (
+                "name = \"x\"\n[[route]]\nfrom = \"a\"\nto = \"b.c*\"\n",
+                "not a glob at job.toml:3:8",
             ),
             (
                 "name = \"x\"\n[stream]\nstatus_every = \"10\"\n",

@@ -279,6 +279,7 @@ async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
     summary.phases.push("import".into());
     let mut config = ImportConfig::new(job.storage.clone(), job.target.clone());
     config.filter = job.filter.clone();
+    config.routes = job.routes.clone();
     config.observer = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Arc::new(crate::progress::ImportBars::new())
     } else {
@@ -337,6 +338,7 @@ async fn stream(
         StartPoint::Dump(job.storage.clone()),
     );
     config.filter = job.filter.clone();
+    config.routes = job.routes.clone();
     config.task = job.name.clone();
     config.workers = job.stream_workers;
     config.server_id = job
@@ -594,6 +596,7 @@ async fn checksum_report(
 ) -> Result<sluice_checksum::Report, JobFailed> {
     let mut config = ChecksumConfig::new(job.source.clone(), job.target.clone());
     config.filter = job.filter.clone();
+    config.routes = job.routes.clone();
     if let Some(t) = job.checksum_threads {
         config.threads = t;
     }

@@ -5,8 +5,12 @@
 //! DROP DATABASE|SCHEMA, CREATE/DROP VIEW. Anything else (GRANT, CREATE USER, triggers,
 //! routines, events) is [`Statement::Other`]: the streamer skips it with a warning, because in
 //! ROW format it changes no replicated row.
+//!
+//! [`route_statement`] rewrites the names of a DDL for `--route`: every table name the
+//! classifier finds (plus `LIKE x` and `REFERENCES x`) and every database name is replaced,
+//! fully qualified, where its route differs; the rest of the text stays byte for byte.
 
-use sluice_core::{TableFilter, TableName};
+use crate::{Routes, TableFilter, TableName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement {
@@ -47,7 +51,98 @@ pub fn classify(sql: &str, schema: &str) -> Statement {
     let mut t = Tokens {
         tokens: &tokens,
         at: 0,
+        names: Vec::new(),
     };
+    classify_tokens(&mut t, schema)
+}
+
+/// Where a name stands in the statement text, and what it names.
+#[derive(Debug)]
+enum NameAt {
+    /// Bytes `start..end` spell a table name (qualified when `qualified`).
+    Table {
+        start: usize,
+        end: usize,
+        name: TableName,
+        qualified: bool,
+    },
+    Database {
+        start: usize,
+        end: usize,
+        name: String,
+    },
+}
+
+/// `sql` (run with default database `schema`) as it must run on a target with `routes`:
+/// the statement with routed names, and the routed default database.
+pub fn route_statement(sql: &str, schema: &str, routes: &Routes) -> (String, String) {
+    let target_schema = routes.route_database(schema);
+    if routes.is_empty() {
+        return (sql.to_owned(), target_schema);
+    }
+    let tokens = tokenize(sql);
+    let mut t = Tokens {
+        tokens: &tokens,
+        at: 0,
+        names: Vec::new(),
+    };
+    let statement = classify_tokens(&mut t, schema);
+    if matches!(statement, Statement::TableDdl(_)) {
+        // Tables a CREATE TABLE copies or references are named too.
+        t.at = 0;
+        while t.at < tokens.len() {
+            let word = t.keyword();
+            if word == "LIKE" || word == "REFERENCES" {
+                t.name(schema);
+            }
+        }
+    }
+    let mut names = t.names;
+    names.sort_by_key(|n| match n {
+        NameAt::Table { start, .. } | NameAt::Database { start, .. } => *start,
+    });
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut copied = 0;
+    for n in &names {
+        let (start, end, replacement) = match n {
+            NameAt::Table {
+                start,
+                end,
+                name,
+                qualified,
+            } => {
+                let routed = routes.route(name);
+                // What the text would name on the target, run in the routed default database.
+                let as_written = if *qualified {
+                    name.clone()
+                } else {
+                    TableName::new(target_schema.as_str(), name.table.as_str())
+                };
+                if routed == as_written {
+                    continue;
+                }
+                (*start, *end, routed.to_string())
+            }
+            NameAt::Database { start, end, name } => {
+                let routed = routes.route_database(name);
+                if &routed == name {
+                    continue;
+                }
+                (*start, *end, crate::quote_ident(&routed))
+            }
+        };
+        if start < copied {
+            continue; // the same name found twice (a LIKE already seen as a table)
+        }
+        out.push_str(&sql[copied..start]);
+        out.push_str(&replacement);
+        copied = end;
+    }
+    out.push_str(&sql[copied..]);
+    (out, target_schema)
+}
+
+fn classify_tokens(t: &mut Tokens<'_>, schema: &str) -> Statement {
     let first = t.keyword();
     match first.as_str() {
         "BEGIN" => Statement::Begin,
@@ -91,8 +186,15 @@ pub fn classify(sql: &str, schema: &str) -> Statement {
                 }
                 "DATABASE" | "SCHEMA" => {
                     t.skip_words(&["IF", "NOT", "EXISTS"]);
-                    match t.next() {
-                        Some(db) => Statement::DatabaseDdl(vec![db.clone()]),
+                    match t.next_token() {
+                        Some(db) => {
+                            t.names.push(NameAt::Database {
+                                start: db.start,
+                                end: db.end,
+                                name: db.text.clone(),
+                            });
+                            Statement::DatabaseDdl(vec![db.text.clone()])
+                        }
                         // ALTER DATABASE without a name means the default one.
                         None if !schema.is_empty() => {
                             Statement::DatabaseDdl(vec![schema.to_owned()])
@@ -142,22 +244,35 @@ pub fn classify(sql: &str, schema: &str) -> Statement {
     }
 }
 
-struct Tokens<'a> {
-    tokens: &'a [String],
-    at: usize,
+/// One token and the bytes of the statement it came from.
+struct Token {
+    text: String,
+    start: usize,
+    end: usize,
 }
 
-impl Tokens<'_> {
-    fn next(&mut self) -> Option<&String> {
+struct Tokens<'a> {
+    tokens: &'a [Token],
+    at: usize,
+    /// Every name read so far, for [`route_statement`].
+    names: Vec<NameAt>,
+}
+
+impl<'a> Tokens<'a> {
+    fn next_token(&mut self) -> Option<&'a Token> {
         let t = self.tokens.get(self.at)?;
         self.at += 1;
         Some(t)
     }
 
+    fn next(&mut self) -> Option<&String> {
+        self.next_token().map(|t| &t.text)
+    }
+
     fn peek_keyword(&self) -> String {
         self.tokens
             .get(self.at)
-            .map(|s| s.to_ascii_uppercase())
+            .map(|s| s.text.to_ascii_uppercase())
             .unwrap_or_default()
     }
 
@@ -168,7 +283,7 @@ impl Tokens<'_> {
     }
 
     fn eat(&mut self, token: &str) -> bool {
-        if self.tokens.get(self.at).is_some_and(|t| t == token) {
+        if self.tokens.get(self.at).is_some_and(|t| t.text == token) {
             self.at += 1;
             return true;
         }
@@ -196,15 +311,25 @@ impl Tokens<'_> {
 
     /// `db.t`, `` `db`.`t` `` or `t` (then in `schema`).
     fn name(&mut self, schema: &str) -> Option<TableName> {
-        let first = self.next()?.clone();
-        if first == "," || first == "(" || first == ";" {
+        let first = self.next_token()?;
+        let (text, start, mut end) = (first.text.clone(), first.start, first.end);
+        if text == "," || text == "(" || text == ";" {
             return None;
         }
-        if self.eat(".") {
-            let second = self.next()?.clone();
-            return Some(TableName::new(first, second));
-        }
-        Some(TableName::new(schema, first))
+        let (name, qualified) = if self.eat(".") {
+            let second = self.next_token()?;
+            end = second.end;
+            (TableName::new(text, second.text.clone()), true)
+        } else {
+            (TableName::new(schema, text), false)
+        };
+        self.names.push(NameAt::Table {
+            start,
+            end,
+            name: name.clone(),
+            qualified,
+        });
+        Some(name)
     }
 
     /// `a, b, c` as in DROP TABLE.
@@ -236,9 +361,19 @@ impl Tokens<'_> {
 /// Words, quoted identifiers (unquoted, backticks undoubled) and single punctuation marks;
 /// comments and string literals are dropped. Executable comments `/*!…*/` and `/*M!…*/` keep
 /// their content, as the server would run it.
-fn tokenize(sql: &str) -> Vec<String> {
-    let chars: Vec<char> = sql.chars().collect();
+fn tokenize(sql: &str) -> Vec<Token> {
+    let indexed: Vec<(usize, char)> = sql.char_indices().collect();
+    let chars: Vec<char> = indexed.iter().map(|&(_, c)| c).collect();
+    // The byte offset of char `i` (the text's length past the end).
+    let byte = |i: usize| indexed.get(i).map_or(sql.len(), |&(b, _)| b);
     let mut out = Vec::new();
+    let mut push = |text: String, from: usize, to: usize| {
+        out.push(Token {
+            text,
+            start: byte(from),
+            end: byte(to),
+        })
+    };
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -267,6 +402,7 @@ fn tokenize(sql: &str) -> Vec<String> {
             }
         } else if c == '`' {
             let mut ident = String::new();
+            let from = i;
             i += 1;
             while i < chars.len() {
                 if chars[i] == '`' {
@@ -281,8 +417,9 @@ fn tokenize(sql: &str) -> Vec<String> {
                 i += 1;
             }
             i += 1;
-            out.push(ident);
+            push(ident, from, i.min(chars.len()));
         } else if c == '\'' || c == '"' {
+            let from = i;
             i += 1;
             while i < chars.len() && chars[i] != c {
                 if chars[i] == '\\' {
@@ -291,7 +428,7 @@ fn tokenize(sql: &str) -> Vec<String> {
                 i += 1;
             }
             i += 1;
-            out.push(String::from("''"));
+            push(String::from("''"), from, i.min(chars.len()));
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
             let start = i;
             while i < chars.len()
@@ -299,9 +436,9 @@ fn tokenize(sql: &str) -> Vec<String> {
             {
                 i += 1;
             }
-            out.push(chars[start..i].iter().collect());
+            push(chars[start..i].iter().collect(), start, i);
         } else {
-            out.push(c.to_string());
+            push(c.to_string(), i, i + 1);
             i += 1;
         }
     }
@@ -350,6 +487,55 @@ mod tests {
         assert_eq!(
             tables("/*!40000 ALTER TABLE `t` DISABLE KEYS */"),
             ["app.t"]
+        );
+    }
+
+    #[test]
+    fn routes_rewrite_only_the_names() {
+        let routes = Routes::new(&["shop.orders=archive.orders_2026", "shop=shop_v2"]).unwrap();
+        let r = |sql: &str, schema: &str| route_statement(sql, schema, &routes);
+        assert_eq!(
+            r("ALTER TABLE orders ADD COLUMN note varchar(10) DEFAULT 'shop.orders'", "shop"),
+            (
+                "ALTER TABLE `archive`.`orders_2026` ADD COLUMN note varchar(10) DEFAULT 'shop.orders'"
+                    .to_owned(),
+                "shop_v2".to_owned()
+            )
+        );
+        // Unqualified names already resolve to the routed database: left as written.
+        assert_eq!(r("DROP TABLE items", "shop").0, "DROP TABLE items");
+        assert_eq!(
+            r("RENAME TABLE `shop`.`a` TO shop.b, other.x TO other.y", "").0,
+            "RENAME TABLE `shop_v2`.`a` TO `shop_v2`.`b`, other.x TO other.y"
+        );
+        assert_eq!(
+            r("CREATE TABLE t2 LIKE orders", "shop").0,
+            "CREATE TABLE t2 LIKE `archive`.`orders_2026`"
+        );
+        assert_eq!(
+            r(
+                "CREATE TABLE shop.c (p int, FOREIGN KEY (p) REFERENCES orders (id))",
+                "shop"
+            )
+            .0,
+            "CREATE TABLE `shop_v2`.`c` (p int, FOREIGN KEY (p) REFERENCES `archive`.`orders_2026` (id))"
+        );
+        assert_eq!(
+            r("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 DEFAULT CHARACTER SET utf8mb4 */", "").0,
+            "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop_v2` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"
+        );
+        assert_eq!(
+            r("/*!40000 ALTER TABLE `orders` DISABLE KEYS */", "shop").0,
+            "/*!40000 ALTER TABLE `archive`.`orders_2026` DISABLE KEYS */"
+        );
+        assert_eq!(
+            r("CREATE INDEX i ON ünï (a)", "x").0,
+            "CREATE INDEX i ON ünï (a)"
+        );
+        let none = Routes::default();
+        assert_eq!(
+            route_statement("DROP TABLE t", "s", &none).0,
+            "DROP TABLE t"
         );
     }
 
