@@ -56,7 +56,7 @@ fn encode_bytes(out: &mut Vec<u8>, v: &[u8]) {
         out.extend(std::iter::repeat_n(0, 8 - group.len()));
         out.push(0xFF - (8 - group.len()) as u8);
     }
-    if v.len() % 8 == 0 {
+    if v.len().is_multiple_of(8) {
         out.extend_from_slice(&[0; 8]);
         out.push(0xFF - 8);
     }

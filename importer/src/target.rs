@@ -180,11 +180,11 @@ pub fn strip_secondary_indexes(create: &str) -> (String, Vec<String>) {
         }
     }
     // The definition before the closing parenthesis must not end in a comma.
-    if let Some(close) = kept.iter().position(|l| l.trim_start().starts_with(')')) {
-        if close > 0 {
-            let prev = kept[close - 1].trim_end().trim_end_matches(',').to_owned();
-            kept[close - 1] = prev;
-        }
+    if let Some(close) = kept.iter().position(|l| l.trim_start().starts_with(')'))
+        && close > 0
+    {
+        let prev = kept[close - 1].trim_end().trim_end_matches(',').to_owned();
+        kept[close - 1] = prev;
     }
     (kept.join("\n"), removed)
 }

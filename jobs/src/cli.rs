@@ -39,6 +39,8 @@ enum Command {
     Import(commands::import::ImportArgs),
     /// Stream the binlog from a position or GTID set into the target, exactly once.
     Stream(commands::stream::StreamArgs),
+    /// Pull a source's binlog into a relay log folder (read by `sluice stream --relay-dir`).
+    Relay(commands::relay::RelayArgs),
     /// Compare source and target chunk by chunk and locate differing rows.
     Checksum(commands::checksum::ChecksumArgs),
     /// Run a job file: dump → import → stream, resuming where a previous run stopped.
@@ -91,6 +93,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Checksum(args) => runtime.block_on(commands::checksum::run(args)),
         Command::Import(args) => runtime.block_on(commands::import::run(args)),
         Command::Stream(args) => runtime.block_on(commands::stream::run(args)),
+        Command::Relay(args) => runtime.block_on(commands::relay::run(args)),
         Command::Run(args) => runtime.block_on(commands::run::run(args)),
         Command::Check(args) => runtime.block_on(commands::run::check(args)),
         Command::Quickstart => runtime.block_on(commands::quickstart::run()),

@@ -23,6 +23,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::is_connection_error;
 use crate::progress::Progress;
 use crate::reader::{Reader, ReaderConfig, ReaderEnd, ReaderStatus};
+use crate::relay::{Puller, PullerConfig, RelayDir};
 use crate::schema_view::SchemaView;
 use crate::stream::{StreamConfig, Summary};
 use crate::transaction::{Ddl, Item, Mark};
@@ -59,6 +60,41 @@ struct Coordinator {
     /// Tells the reader to switch sources.
     sources: watch::Sender<Endpoint>,
     failure: Option<StreamError>,
+    /// The relay log this task reads, and when its task mark was last written.
+    relay_mark: Option<(RelayDir, Option<Instant>)>,
+    /// The relay puller this process runs, if it holds the source's puller lock.
+    puller: Option<tokio::task::JoinHandle<Result<(), StreamError>>>,
+    halted_for_puller: watch::Receiver<bool>,
+}
+
+type PullerTask = tokio::task::JoinHandle<Result<(), StreamError>>;
+
+/// Starts pulling into the relay when no other process does: `None` when one does.
+fn start_puller(
+    setup: &Setup,
+    dir: &RelayDir,
+    start: Option<Mark>,
+    halted: &watch::Receiver<bool>,
+    halt: &watch::Sender<bool>,
+) -> Result<Option<PullerTask>, StreamError> {
+    let mut cfg = PullerConfig::new(
+        setup.config.source.clone(),
+        setup.flavor,
+        setup.config.server_id,
+    );
+    cfg.retention = setup.config.relay_retention;
+    cfg.max_bytes = setup.config.relay_max_bytes;
+    let Some(p) = Puller::lock(cfg, dir.clone())? else {
+        return Ok(None);
+    };
+    let (stop, halt) = (halted.clone(), halt.clone());
+    Ok(Some(tokio::spawn(async move {
+        let result = p.run(start, stop).await;
+        if result.is_err() {
+            let _ = halt.send(true);
+        }
+        result
+    })))
 }
 
 pub(crate) async fn run(
@@ -102,9 +138,25 @@ pub(crate) async fn run(
         };
         appliers.push(tokio::spawn(applier.run()));
     }
+    let relay = match &setup.config.relay_dir {
+        Some(dir) => Some(RelayDir::for_source(dir, &setup.config.source)?),
+        None => None,
+    };
+    // The first process on a source pulls its binlog into the relay for every task.
+    let puller = match &relay {
+        Some(dir) => {
+            let p = start_puller(&setup, dir, Some(setup.start.clone()), &halted, &halt)?;
+            if p.is_none() {
+                tracing::info!(relay = %dir.path().display(), "another process pulls this source into the relay log: reading from it");
+            }
+            p
+        }
+        None => None,
+    };
     let reader_status = Arc::new(Mutex::new(ReaderStatus::default()));
     let (items_tx, mut items) = mpsc::channel(1024);
     let (sources, sources_rx) = watch::channel(setup.config.source.clone());
+    let halted_copy = halted.clone();
     let reader = Reader::new(
         ReaderConfig {
             source: setup.config.source.clone(),
@@ -113,6 +165,7 @@ pub(crate) async fn run(
             filter: setup.config.filter.clone(),
             routes: setup.config.routes.clone(),
             until: setup.config.until.clone(),
+            relay: relay.clone(),
         },
         SchemaView::new(setup.config.target.clone()),
         setup.start.clone(),
@@ -138,6 +191,9 @@ pub(crate) async fn run(
         broken: false,
         sources,
         failure: None,
+        relay_mark: relay.map(|r| (r, None)),
+        puller,
+        halted_for_puller: halted_copy,
     };
     let mut commands = commands.unwrap_or_else(|| mpsc::channel(1).1);
     let mut commands_open = true;
@@ -167,21 +223,25 @@ pub(crate) async fn run(
                 if let Err(e) = c.flush_if_idle().await {
                     c.fail(e);
                 }
+                c.mark_relay(false);
+                if let Err(e) = c.take_over_pulling() {
+                    c.fail(e);
+                }
             }
             _ = status_tick.tick(), if status_every.is_some() => {
                 rates.print(&c.progress, &c.reader_status, items.len());
             }
         }
     }
-    if c.failure.is_some() || c.progress.has_failed() {
-        let _ = c.halt.send(true);
-    }
+    // The reader is done (or must stop), and so is this process's relay puller.
+    let _ = c.halt.send(true);
     forward.abort();
     // A hold that was never reached is refused: the stream is ending.
     if let Some((_, reply)) = c.hold_at.take() {
         let _ = reply.send(Err(HoldRefused::Busy));
     }
     // Closing the queues lets every applier finish what it holds, then end.
+    c.mark_relay(true);
     let drains = c.dispatcher.drains;
     let Coordinator {
         mut setup,
@@ -192,6 +252,7 @@ pub(crate) async fn run(
         failure,
         dispatcher,
         workers,
+        puller: puller_task,
         ..
     } = c;
     drop(dispatcher);
@@ -212,6 +273,18 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(e) => Err(StreamError::Config(format!("the reader panicked: {e}"))),
     };
+    let puller_error = match puller_task {
+        Some(p) => match p.await {
+            Ok(r) => r.err(),
+            Err(e) => Some(StreamError::Config(format!(
+                "the relay puller panicked: {e}"
+            ))),
+        },
+        None => None,
+    };
+    if let Some(e) = puller_error {
+        return Err(e);
+    }
     if let Some(e) = failure.or(applier_error) {
         return Err(e);
     }
@@ -245,6 +318,37 @@ pub(crate) async fn run(
 }
 
 impl Coordinator {
+    /// When the process that pulled into the relay has gone, this one takes over (from the
+    /// relay's end), so that the tasks still reading never wait for nothing.
+    fn take_over_pulling(&mut self) -> Result<(), StreamError> {
+        if self.puller.is_some() {
+            return Ok(());
+        }
+        let Some((dir, _)) = &self.relay_mark else {
+            return Ok(());
+        };
+        let dir = dir.clone();
+        self.puller = start_puller(&self.setup, &dir, None, &self.halted_for_puller, &self.halt)?;
+        if self.puller.is_some() {
+            tracing::info!(relay = %dir.path().display(), "took over pulling the source into the relay log");
+        }
+        Ok(())
+    }
+
+    /// Tells the relay's purge what this task's checkpoint still needs.
+    fn mark_relay(&mut self, now: bool) {
+        let Some((dir, last)) = self.relay_mark.as_mut() else {
+            return;
+        };
+        if now {
+            *last = None;
+        }
+        let low = self.progress.snapshot().low.position;
+        if let Err(e) = dir.mark_task(&self.setup.config.task, &low, last) {
+            tracing::warn!(error = %e, "could not record the task's position in the relay log");
+        }
+    }
+
     fn fail(&mut self, e: StreamError) {
         self.failure = Some(e);
         self.broken = true;
@@ -382,6 +486,13 @@ impl Coordinator {
             Command::Release(reply) => {
                 self.release().await;
                 let _ = reply.send(());
+            }
+            Command::UpdateSource { reply, .. } if self.relay_mark.is_some() => {
+                let _ = reply.send(Err(
+                    "this stream reads a relay log: switch the source of its puller instead \
+                     (sluice relay), not of one task"
+                        .into(),
+                ));
             }
             Command::UpdateSource { mut source, reply } => {
                 // The same account on another replica: keep the password unless a new one came.

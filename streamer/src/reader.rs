@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use mysql_async::binlog::BinlogChecksumAlg;
-use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::binlog::BinlogVersion;
+use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, OptsBuilder};
+use mysql_common::binlog::EventStreamReader;
 use sluice_core::{
     BinlogPosition, Endpoint, Flavor, GtidSet, MariaGtid, Routes, TableFilter, TableName,
 };
@@ -33,6 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cell::{Row, literal};
 use crate::event::event_type as et;
+use crate::relay::{FLAG_COPIED_FDE, Follower, RelayDir};
 use crate::schema_view::SchemaView;
 use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction};
 use crate::{StreamError, mariadb};
@@ -41,11 +44,11 @@ use sluice_core::ddl::{Statement, classify, route_statement};
 /// Seconds between the source's heartbeats on an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// No event or heartbeat for this long: the connection is dead.
-const SILENCE: Duration = Duration::from_secs(20);
+pub(crate) const SILENCE: Duration = Duration::from_secs(20);
 /// How long the reader keeps trying to reach a source that went away.
-const RECONNECT_FOR: Duration = Duration::from_secs(600);
+pub(crate) const RECONNECT_FOR: Duration = Duration::from_secs(600);
 /// Header flags.
-const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
+pub(crate) const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 const LOG_EVENT_IGNORABLE_F: u16 = 0x80;
 
 /// Where to stop (`--until`): after the transaction that ends at or past a position, or once
@@ -92,6 +95,25 @@ pub struct ReaderConfig {
     pub filter: TableFilter,
     pub routes: Routes,
     pub until: Option<Until>,
+    /// Read the source's events from this relay log instead of a connection of our own.
+    pub relay: Option<RelayDir>,
+}
+
+/// Where a rows event finds its TABLE_MAP: the network stream's decoder or the relay's.
+pub(crate) trait TableMaps {
+    fn table_map(&self, table_id: u64) -> Option<&TableMapEvent<'static>>;
+}
+
+impl TableMaps for BinlogStream {
+    fn table_map(&self, table_id: u64) -> Option<&TableMapEvent<'static>> {
+        self.get_tme(table_id)
+    }
+}
+
+impl TableMaps for EventStreamReader {
+    fn table_map(&self, table_id: u64) -> Option<&TableMapEvent<'static>> {
+        self.get_tme(table_id)
+    }
 }
 
 /// A transaction being read.
@@ -104,11 +126,11 @@ struct Building {
 }
 
 /// The position of the event being read.
-struct Cursor {
-    file: String,
-    offset: u64,
+pub(crate) struct Cursor {
+    pub(crate) file: String,
+    pub(crate) offset: u64,
     /// After a GTID start: the next real event's `log_pos` says where we are.
-    resync: bool,
+    pub(crate) resync: bool,
 }
 
 pub struct Reader {
@@ -235,63 +257,22 @@ impl Reader {
         }
     }
 
-    /// One binlog connection, from the boundary mark.
+    /// One binlog connection, from the boundary mark (from the relay log when there is one).
     async fn session(&mut self) -> Result<Session, StreamError> {
-        let opts = OptsBuilder::from_opts(self.cfg.source.opts())
-            // Row events of big rows exceed the server's max_allowed_packet (see notes).
-            .max_allowed_packet(Some(1 << 30));
-        let mut conn =
-            match tokio::time::timeout(Duration::from_secs(30), mysql_async::Conn::new(opts)).await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(self.stream_error(e)),
-                Err(_) => {
-                    return Err(self.stream_error(mysql_async::Error::Io(
-                        mysql_async::IoError::Io(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no answer within 30 s",
-                        )),
-                    )));
-                }
-            };
-        let by_gtid = self.boundary.position.offset > u64::from(u32::MAX)
-            || self.boundary.position.file.is_empty();
-        let mut setup = vec![format!(
-            "SET @master_heartbeat_period = {}",
-            HEARTBEAT.as_nanos()
-        )];
-        if self.cfg.flavor == Flavor::MariaDb {
-            // Capability 4: real GTID events instead of BEGIN/dummy replacements (see notes).
-            setup.push("SET @mariadb_slave_capability = 4".into());
-            if by_gtid {
-                setup.push(format!(
-                    "SET @slave_connect_state = '{}'",
-                    self.boundary.gtid
-                ));
-            }
-        } else if by_gtid {
-            return Err(StreamError::Config(format!(
-                "resuming {} past 4 GiB or from a GTID set alone needs COM_BINLOG_DUMP_GTID, \
-                 which Sluice does not send to MySQL yet; give --from FILE:OFFSET",
-                self.boundary.position
-            )));
+        if let Some(relay) = self.cfg.relay.clone() {
+            return self.relay_session(&relay).await;
         }
-        for sql in &setup {
-            if let Err(e) = conn.query_drop(sql).await {
-                return Err(self.stream_error(e));
-            }
-        }
-        let file = self.boundary.position.file.clone().into_bytes();
-        let mut request = BinlogStreamRequest::new(self.cfg.server_id);
-        if !by_gtid {
-            request = request
-                .with_filename(&file)
-                .with_pos(self.boundary.position.offset);
-        }
-        let mut stream = match conn.get_binlog_stream(request).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.stream_error(e)),
-        };
+        let (mut stream, by_gtid) = open_stream(
+            &self.cfg.source,
+            self.cfg.flavor,
+            self.cfg.server_id,
+            &self.boundary,
+        )
+        .await
+        .map_err(|e| match e {
+            OpenError::Server(e) => self.stream_error(e),
+            OpenError::Config(e) => e,
+        })?;
         let mut cursor = Cursor {
             file: self.boundary.position.file.clone(),
             offset: self.boundary.position.offset,
@@ -336,10 +317,56 @@ impl Reader {
         }
     }
 
+    /// Reads the relay log from the boundary mark: the same events the source would send,
+    /// each with its upstream position recorded by the puller.
+    async fn relay_session(&mut self, relay: &RelayDir) -> Result<Session, StreamError> {
+        let start = self.boundary.position.clone();
+        let mut follower = tokio::select! {
+            f = Follower::open(relay, &start) => f?,
+            _ = self.stop.changed() => return Ok(Session::Ended(ReaderEnd::Stopped)),
+        };
+        let mut decoder = EventStreamReader::new(BinlogVersion::Version4);
+        let mut parsed = 0u64;
+        let mut building: Option<Building> = None;
+        loop {
+            let record = tokio::select! {
+                r = follower.next() => r?,
+                _ = self.stop.changed() => return Ok(Session::Ended(ReaderEnd::Stopped)),
+            };
+            let file = follower.upstream_file().to_owned();
+            let ev = decoder
+                .read(&record.event[..])
+                .ok()
+                .flatten()
+                .ok_or_else(|| StreamError::Corrupt {
+                    file: file.clone(),
+                    offset: record.before,
+                    reason: "a relay log record that does not decode as an event".into(),
+                })?;
+            parsed += 1;
+            if record.flags & FLAG_COPIED_FDE != 0
+                || (file == start.file && record.before < start.offset)
+            {
+                continue; // decoded for its format and table maps only
+            }
+            let mut cursor = Cursor {
+                file,
+                offset: record.before,
+                resync: false,
+            };
+            let done = self
+                .handle_event(&decoder, &ev, &mut cursor, &mut building, parsed == 1)
+                .await?;
+            if let Some(end) = done {
+                return Ok(Session::Ended(end));
+            }
+        }
+    }
+
     /// One event; `Some` when the reader is to end.
     async fn handle_event(
         &mut self,
-        stream: &BinlogStream,
+        stream: &(dyn TableMaps + Sync),
         ev: &Event,
         cursor: &mut Cursor,
         building: &mut Option<Building>,
@@ -436,7 +463,16 @@ impl Reader {
                     reason: "XA PREPARE is not supported by the streamer yet".into(),
                 });
             }
-            k if is_known_without_effect(k) => {}
+            k if is_known_without_effect(k) => {
+                // Between transactions (a new file's FORMAT_DESCRIPTION, GTID_LIST and
+                // BINLOG_CHECKPOINT): `--until` may name the position after them.
+                if building.is_none() && !artificial && !cursor.resync {
+                    let end = self.mark_after(None, cursor);
+                    if self.until_reached(&end) {
+                        return self.hand_on(Item::Progress(end.clone()), end).await;
+                    }
+                }
+            }
             other if h.flags_raw() & LOG_EVENT_IGNORABLE_F != 0 => {
                 tracing::warn!(event_type = other, position = %at, "skipped an unknown event marked ignorable");
             }
@@ -602,7 +638,7 @@ impl Reader {
 
     async fn handle_rows(
         &mut self,
-        stream: &BinlogStream,
+        stream: &(dyn TableMaps + Sync),
         ev: &Event,
         at: &BinlogPosition,
         building: &mut Option<Building>,
@@ -615,7 +651,7 @@ impl Reader {
         let Ok(Some(EventData::RowsEvent(data))) = ev.read_data() else {
             return Err(corrupt("a rows event that does not decode".into()));
         };
-        let Some(tme) = stream.get_tme(data.table_id()) else {
+        let Some(tme) = stream.table_map(data.table_id()) else {
             return Err(corrupt("a rows event without its TABLE_MAP".into()));
         };
         let name = TableName::new(tme.database_name(), tme.table_name());
@@ -769,13 +805,78 @@ pub async fn probe_source(source: &Endpoint, gtid: &GtidSet, server_id: u32) -> 
     verdict
 }
 
+/// Why a binlog stream could not be opened.
+pub(crate) enum OpenError {
+    Server(mysql_async::Error),
+    Config(StreamError),
+}
+
+/// Connects to `source` as replica `server_id` and asks for the binlog from `mark`: by file and
+/// offset while the offset fits COM_BINLOG_DUMP's 32 bits, by GTID (MariaDB) beyond or when
+/// the mark has no file. Returns the stream and whether it was asked by GTID (the first real
+/// event then re-bases the offset).
+pub(crate) async fn open_stream(
+    source: &Endpoint,
+    flavor: Flavor,
+    server_id: u32,
+    mark: &Mark,
+) -> Result<(BinlogStream, bool), OpenError> {
+    let opts = OptsBuilder::from_opts(source.opts())
+        // Row events of big rows exceed the server's max_allowed_packet (see notes).
+        .max_allowed_packet(Some(1 << 30));
+    let mut conn =
+        match tokio::time::timeout(Duration::from_secs(30), mysql_async::Conn::new(opts)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(OpenError::Server(e)),
+            Err(_) => {
+                return Err(OpenError::Server(mysql_async::Error::Io(
+                    mysql_async::IoError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer within 30 s",
+                    )),
+                )));
+            }
+        };
+    let by_gtid = mark.position.offset > u64::from(u32::MAX) || mark.position.file.is_empty();
+    let mut setup = vec![format!(
+        "SET @master_heartbeat_period = {}",
+        HEARTBEAT.as_nanos()
+    )];
+    if flavor == Flavor::MariaDb {
+        // Capability 4: real GTID events instead of BEGIN/dummy replacements (see notes).
+        setup.push("SET @mariadb_slave_capability = 4".into());
+        if by_gtid {
+            setup.push(format!("SET @slave_connect_state = '{}'", mark.gtid));
+        }
+    } else if by_gtid {
+        return Err(OpenError::Config(StreamError::Config(format!(
+            "resuming {} past 4 GiB or from a GTID set alone needs COM_BINLOG_DUMP_GTID, \
+             which Sluice does not send to MySQL yet; give --from FILE:OFFSET",
+            mark.position
+        ))));
+    }
+    for sql in &setup {
+        conn.query_drop(sql).await.map_err(OpenError::Server)?;
+    }
+    let file = mark.position.file.clone().into_bytes();
+    let mut request = BinlogStreamRequest::new(server_id);
+    if !by_gtid {
+        request = request.with_filename(&file).with_pos(mark.position.offset);
+    }
+    let stream = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(OpenError::Server)?;
+    Ok((stream, by_gtid))
+}
+
 /// Moves the cursor past a real event of `size` bytes whose header says it ends at `log_pos`.
 ///
 /// The end is the first offset at or after `offset + size` whose low 32 bits are `log_pos`:
 /// the server leaves out events a replica does not ask for (MariaDB sends no ANNOTATE_ROWS
 /// unless asked), so the file may hold more bytes than the stream carried, never fewer; the
 /// modular step keeps the count exact past 4 GiB.
-fn advance(cursor: &mut Cursor, size: u32, log_pos: u32) {
+pub(crate) fn advance(cursor: &mut Cursor, size: u32, log_pos: u32) {
     if cursor.resync {
         cursor.offset = (cursor.offset & !0xFFFF_FFFF) | u64::from(log_pos);
         cursor.resync = false;
@@ -789,7 +890,7 @@ fn advance(cursor: &mut Cursor, size: u32, log_pos: u32) {
 /// The position and file of a ROTATE. The first event of a stream (an artificial ROTATE sent
 /// before the FORMAT_DESCRIPTION) carries a CRC32 that the decoder does not know to strip: its
 /// last four bytes are dropped when they are the CRC32 of the rest (see notes).
-fn rotate_body(ev: &Event, first_event: bool) -> (u64, String) {
+pub(crate) fn rotate_body(ev: &Event, first_event: bool) -> (u64, String) {
     let data = ev.data();
     let position = data
         .get(..8)

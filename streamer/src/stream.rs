@@ -9,6 +9,7 @@
 //! flight the checkpoint rows are brought up to the reader's position (transactions the filter
 //! skipped move it too); a stop request ends at a transaction boundary.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mysql_async::Conn;
@@ -26,6 +27,7 @@ use crate::apply::GROUP_ROWS;
 use crate::checkpoint::Checkpoints;
 use crate::control::Commands;
 use crate::reader::Until;
+use crate::relay::RelayDir;
 use crate::transaction::Mark;
 
 /// Where a stream starts when the task has no checkpoint yet.
@@ -61,6 +63,13 @@ pub struct StreamConfig {
     pub group_rows: usize,
     /// Apply each group of transactions as its net effect (see [`crate::compact`]).
     pub compact: bool,
+    /// Read the binlog through a relay log in this folder (see [`crate::relay`]); the first
+    /// process on a source pulls for every task.
+    pub relay_dir: Option<PathBuf>,
+    /// Relay segments older than this are purged once no task needs them.
+    pub relay_retention: Option<Duration>,
+    /// The relay is kept below this size (oldest segments first, never one a task needs).
+    pub relay_max_bytes: Option<u64>,
 }
 
 impl StreamConfig {
@@ -81,6 +90,9 @@ impl StreamConfig {
             restart: false,
             group_rows: GROUP_ROWS,
             compact: true,
+            relay_dir: None,
+            relay_retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            relay_max_bytes: None,
         }
     }
 }
@@ -180,7 +192,29 @@ impl Streamer {
             }
             (None, StartPoint::Dump(url)) => (dump_start(url).await?, None),
         };
-        check_available(&mut source, &config.source, &start.position).await?;
+        let relay = match &config.relay_dir {
+            Some(dir) => Some(RelayDir::for_source(dir, &config.source)?),
+            None => None,
+        };
+        let relay_index = relay.as_ref().map(|r| r.load_index()).transpose()?;
+        match &relay_index {
+            // The relay holds the start (or will: its puller goes on from its end).
+            Some(index) if !index.segments.is_empty() => {
+                if !index.covers(&start.position) {
+                    return Err(StreamError::Config(format!(
+                        "the relay log at {} does not hold {} (it starts at {}); stream without \
+                         --relay-dir while the source still has that binlog",
+                        relay
+                            .as_ref()
+                            .map(|r| r.path().display().to_string())
+                            .unwrap_or_default(),
+                        start.position,
+                        index.start().map(|s| s.to_string()).unwrap_or_default()
+                    )));
+                }
+            }
+            _ => check_available(&mut source, &config.source, &start.position).await?,
+        }
         if let Some(s) = &safe_until {
             tracing::warn!(
                 "resuming at {} in safe mode up to {s}: several appliers were in flight when the last run ended",
@@ -353,4 +387,40 @@ async fn check_available(
             ),
         }),
     }
+}
+
+/// A standalone relay puller (`sluice relay`): pulls `source` into `relay_dir` from `start`
+/// (used only when the relay is empty) until `stop` turns true.
+pub async fn run_relay(
+    mut cfg: crate::relay::PullerConfig,
+    relay_dir: &std::path::Path,
+    start: &StartPoint,
+    stop: watch::Receiver<bool>,
+) -> Result<(), StreamError> {
+    let mut source = cfg.source.connect().await?;
+    let info = ServerInfo::detect(&mut source, &cfg.source).await?;
+    check_source(&mut source, &cfg.source).await?;
+    cfg.flavor = info.flavor;
+    let dir = RelayDir::for_source(relay_dir, &cfg.source)?;
+    let mark = match start {
+        StartPoint::Checkpoint => None,
+        StartPoint::Position(p) => Some(Mark {
+            position: p.clone(),
+            gtid: gtid_at(&mut source, &cfg.source, info.flavor, p).await?,
+        }),
+        StartPoint::Gtid(g) => Some(Mark {
+            position: BinlogPosition::new("", 0),
+            gtid: g.clone(),
+        }),
+        StartPoint::Dump(url) => Some(dump_start(url).await?),
+    };
+    drop(source);
+    let Some(puller) = crate::relay::Puller::lock(cfg, dir.clone())? else {
+        return Err(StreamError::Config(format!(
+            "another process pulls into {} already (its puller.lock is held)",
+            dir.path().display()
+        )));
+    };
+    tracing::info!(relay = %dir.path().display(), "pulling the binlog into the relay log");
+    puller.run(mark, stop).await
 }

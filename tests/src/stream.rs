@@ -67,16 +67,21 @@ pub struct Background {
 impl Background {
     /// Starts `bin stream ARGS…`.
     pub fn start(bin: &str, args: &[&str]) -> Background {
+        Background::command(bin, "stream", args)
+    }
+
+    /// Starts `bin SUBCOMMAND ARGS…` (e.g. `relay`).
+    pub fn command(bin: &str, subcommand: &str, args: &[&str]) -> Background {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = std::process::Command::new(bin)
-            .arg("stream")
+            .arg(subcommand)
             .args(args)
             .env("SLUICE_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log.reopen().expect("reopen the log file"))
             .spawn()
-            .expect("spawn sluice stream");
+            .expect("spawn sluice");
         Background { child, log }
     }
 

@@ -103,6 +103,54 @@ async fn a_one_shot_job_with_s3_storage_under_writes_ends_with_an_equal_checksum
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_job_with_a_relay_log_streams_through_it() {
+    let db = unique_name("job_relay");
+    seed(&db, 5_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("job_relay");
+    let storage = dir.path().join("dump");
+    let relay = dir.path().join("relay");
+    let path = job_file(
+        dir.path(),
+        &name,
+        &db,
+        storage.to_str().unwrap(),
+        "one-shot",
+    );
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "\n[stream]\nrelay_dir = \"{}\"\nrelay_retention = \"1d\"\n",
+        relay.display()
+    ));
+    std::fs::write(&path, text).unwrap();
+    let writes = tokio::spawn(writer(db.clone(), 6));
+    let o = output(run_job(&path));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "job failed: {stderr}");
+    assert!(
+        writes.await.unwrap() > 50,
+        "the writer wrote during the job"
+    );
+    // The events came through the relay: it holds segments, and the job's task mark.
+    let folder = std::fs::read_dir(&relay)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("index.json")).unwrap()).unwrap();
+    assert!(
+        index["segments"].as_array().is_some_and(|s| !s.is_empty()),
+        "{index}"
+    );
+    assert!(
+        folder.join("tasks").join(format!("{name}.json")).exists(),
+        "the stream did not read the relay"
+    );
+}
+
 #[tokio::test]
 async fn a_job_killed_in_its_phases_continues_when_run_again() {
     let db = unique_name("job_kill");

@@ -6,6 +6,7 @@ pub mod control;
 pub mod dump;
 pub mod import;
 pub mod quickstart;
+pub mod relay;
 pub mod run;
 mod signals;
 pub mod stream;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
+use crate::job::file::{parse_duration, parse_size};
 use crate::password::{endpoint_arg, resolve_password};
 
 /// Stream the binlog from a position or GTID set into the target, exactly once.
@@ -84,6 +85,17 @@ pub struct StreamArgs {
     /// SLUICE_CONTROL_TOKEN; required for a non-loopback address).
     #[arg(long, value_name = "FILE")]
     control_token_file: Option<PathBuf>,
+    /// Read the binlog through a relay log in this folder: the first process on a source pulls
+    /// its events to disk for every task (see `sluice relay`), so a purge on the source does
+    /// not stop the stream.
+    #[arg(long, value_name = "DIR")]
+    relay_dir: Option<PathBuf>,
+    /// Purge relay segments older than this once no task needs them ("7d", "12h").
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    relay_retention: String,
+    /// Keep the relay log below this size, oldest segments first, never one a task needs.
+    #[arg(long, value_name = "SIZE")]
+    relay_max_size: Option<String>,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
@@ -145,6 +157,16 @@ impl StreamArgs {
         config.skip_ddl_errors = self.skip_ddl_errors;
         config.compact = !self.no_compact;
         config.status_every = status_every;
+        config.relay_dir = self.relay_dir;
+        config.relay_retention = Some(
+            parse_duration(&self.relay_retention).map_err(|e| format!("--relay-retention: {e}"))?,
+        );
+        config.relay_max_bytes = self
+            .relay_max_size
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| format!("--relay-max-size: {e}"))?;
         let control = match self.control {
             None => None,
             Some(address) => {

@@ -76,6 +76,9 @@ const SECTIONS: &[(&str, Keys)] = &[
             ("workers", Kind::Count),
             ("server_id", Kind::Count),
             ("status_every", Kind::Duration),
+            ("relay_dir", Kind::Text),
+            ("relay_retention", Kind::Duration),
+            ("relay_max_size", Kind::Size),
         ],
     ),
     (
@@ -113,6 +116,10 @@ pub struct Job {
     pub stream_workers: usize,
     pub server_id: Option<u32>,
     pub status_every: Option<Duration>,
+    /// Keep the source's binlog in a relay log here from the dump's position on.
+    pub relay_dir: Option<std::path::PathBuf>,
+    pub relay_retention: Option<Duration>,
+    pub relay_max_bytes: Option<u64>,
     pub checksum_threads: Option<usize>,
     pub checksum_chunk_rows: Option<u64>,
     pub control_listen: Option<std::net::SocketAddr>,
@@ -620,6 +627,8 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
     let checksum_chunk_rows = count(r, "checksum", "chunk_rows");
     let sort_memory = size(r, "import", "sort_memory");
     let status_every = duration(r, "stream", "status_every");
+    let relay_retention = duration(r, "stream", "relay_retention");
+    let relay_max_bytes = size(r, "stream", "relay_max_size");
     let schedules: Vec<Cron> = get("checksum", "schedule")
         .and_then(|(v, _)| v.as_array())
         .map(|entries| {
@@ -661,6 +670,9 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
         stream_workers,
         server_id,
         status_every,
+        relay_dir: text("stream", "relay_dir").map(std::path::PathBuf::from),
+        relay_retention,
+        relay_max_bytes,
         checksum_threads,
         checksum_chunk_rows,
         control_listen,
@@ -697,7 +709,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((n * factor) as u64)
 }
 
-/// `"250ms"`, `"30s"`, `"5m"`, `"1h"` → a duration.
+/// `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"` → a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
@@ -712,10 +724,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        "" => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
+        "d" => n * 86_400.0,
+        "" => return Err(format!("`{text}` needs a unit: ms, s, m, h or d")),
         other => {
             return Err(format!(
-                "unknown duration unit `{other}` in `{text}` (ms, s, m, h)"
+                "unknown duration unit `{other}` in `{text}` (ms, s, m, h, d)"
             ));
         }
     };
@@ -765,6 +778,10 @@ include = ["shop.*"]          # db.*, db.table, globs with * and ?
 # workers = 1                 # parallel appliers (key causality keeps order per row)
 # server_id = 1234567         # replica id; default derived from the job name
 # status_every = "30s"        # a status line this often
+# relay_dir = "/var/lib/sluice/relay"   # keep the source's binlog on local disk from the dump's
+                              # position on (pulled during the import; survives a purge)
+# relay_retention = "7d"      # purge relay segments older than this that no task needs
+# relay_max_size = "50GiB"    # and keep the relay below this size
 
 [checksum]                    # the final check of a one-shot job (online, at sync points)
 # threads = 2

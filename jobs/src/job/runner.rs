@@ -62,6 +62,31 @@ pub struct JobSummary {
     pub seconds: f64,
 }
 
+/// Pulls the source into the job's relay log from the dump's position until told to stop.
+fn start_relay(
+    job: &Job,
+    dir: &std::path::Path,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), sluice_streamer::StreamError>>,
+) {
+    let mut cfg = sluice_streamer::relay::PullerConfig::new(
+        job.source.clone(),
+        sluice_core::Flavor::MariaDb,
+        job.server_id
+            .unwrap_or_else(|| crate::commands::stream::default_server_id(&job.name)),
+    );
+    if job.relay_retention.is_some() {
+        cfg.retention = job.relay_retention;
+    }
+    cfg.max_bytes = job.relay_max_bytes;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (dir, start) = (dir.to_owned(), StartPoint::Dump(job.storage.clone()));
+    let pulling =
+        tokio::spawn(async move { sluice_streamer::run_relay(cfg, &dir, &start, stop_rx).await });
+    (stop_tx, pulling)
+}
+
 /// The job's phase on the target.
 struct State {
     target: Endpoint,
@@ -193,12 +218,21 @@ pub async fn run(
         dump(&job, &mut summary).await?;
         state.set("import").await?;
     }
+    // With a relay log the source's binlog is kept from the dump's position on while the
+    // import runs (managed servers purge quickly); the stream then reads it from there.
+    let relay = job.relay_dir.as_ref().map(|dir| start_relay(&job, dir));
     if at_or_before("import", &phase) {
         set_phase(&controls.phase, "import");
         import(&job, &mut summary).await?;
         state.set("stream").await?;
     }
     let equal = stream(&job, &path, hangups, controls, &mut summary, &mut stop).await;
+    if let Some((stop_relay, pulling)) = relay {
+        let _ = stop_relay.send(true);
+        if let Ok(Err(e)) = pulling.await {
+            tracing::warn!(error = %e, "the relay puller ended with an error");
+        }
+    }
     if let Some(s) = server {
         s.abort();
     }
@@ -345,6 +379,11 @@ async fn stream(
         .server_id
         .unwrap_or_else(|| crate::commands::stream::default_server_id(&job.name));
     config.status_every = job.status_every;
+    config.relay_dir = job.relay_dir.clone();
+    if job.relay_retention.is_some() {
+        config.relay_retention = job.relay_retention;
+    }
+    config.relay_max_bytes = job.relay_max_bytes;
     let streamer = Streamer::build(config)
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("stream: {e}")))?;
