@@ -45,12 +45,29 @@ pub struct Applier {
     /// Apply each group as its net effect ([`crate::compact`]) instead of statement by
     /// statement.
     pub compact: bool,
+    /// Turns true on a forced stop: the transaction being applied is abandoned (its
+    /// connection killed, so the target rolls it back) and the applier ends.
+    pub abort: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Resolves once `abort` is true (never, if its sender is gone).
+async fn aborted(abort: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*abort.borrow_and_update() {
+        if abort.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl Applier {
     /// Applies until the dispatcher closes the queue.
     pub async fn run(mut self) -> Result<(), StreamError> {
-        while let Some(first) = self.queue.recv().await {
+        loop {
+            let next = tokio::select! {
+                t = self.queue.recv() => t,
+                _ = aborted(&mut self.abort) => return Ok(()),
+            };
+            let Some(first) = next else { break };
             let mut group = vec![first];
             let mut rows = group[0].rows();
             while rows < self.group_rows {
@@ -62,9 +79,13 @@ impl Applier {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.apply(&group).await {
-                self.progress.fail();
-                return Err(e);
+            match self.apply(&group).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()), // aborted: rolled back, nothing recorded
+                Err(e) => {
+                    self.progress.fail();
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -76,10 +97,11 @@ impl Applier {
             .is_some_and(|s| t.end.position <= *s)
     }
 
-    async fn apply(&mut self, group: &[Arc<Transaction>]) -> Result<(), StreamError> {
+    /// Applies a group in one target transaction; `false` when a forced stop abandoned it.
+    async fn apply(&mut self, group: &[Arc<Transaction>]) -> Result<bool, StreamError> {
         let seqs: Vec<u64> = group.iter().map(|t| t.seq).collect();
         let Some(last) = group.last().map(|t| t.end.clone()) else {
-            return Ok(());
+            return Ok(true);
         };
         let mut sql = b"START TRANSACTION;\n".to_vec();
         if self.compact {
@@ -102,7 +124,20 @@ impl Applier {
         // not), and no validation pass runs over every group.
         let started = std::time::Instant::now();
         loop {
-            match self.conn.query_drop(&sql).await {
+            let id = self.conn.id();
+            let result = tokio::select! {
+                r = self.conn.query_drop(&sql) => r,
+                _ = aborted(&mut self.abort) => {
+                    // The server rolls back a killed connection's open transaction (a COMMIT
+                    // already under way may still finish: the checkpoint row inside it tells).
+                    if let Ok(mut killer) = self.target.connect().await {
+                        let _ = killer.query_drop(format!("KILL CONNECTION {id}")).await;
+                    }
+                    tracing::warn!(worker = self.id, "forced stop: the target transaction being applied was rolled back");
+                    return Ok(false);
+                }
+            };
+            match result {
                 Ok(()) => break,
                 Err(e) if is_connection_error(&e) && started.elapsed() < RECONNECT_FOR => {
                     tracing::warn!(worker = self.id, error = %e, "target connection lost while applying; reconnecting");
@@ -123,7 +158,7 @@ impl Applier {
         let rows: usize = group.iter().map(|t| t.rows()).sum();
         let ts = group.iter().map(|t| t.timestamp).max().unwrap_or(0);
         self.progress.committed(&seqs, rows as u64, ts);
-        Ok(())
+        Ok(true)
     }
 
     /// Reconnects (with backoff); true when the group's COMMIT turns out to have made it.

@@ -54,8 +54,13 @@ pub enum Command {
     /// Stop dispatching; answers once everything dispatched is committed, with the position.
     Pause(oneshot::Sender<String>),
     Resume(oneshot::Sender<()>),
-    /// End at the next transaction boundary (like SIGTERM).
-    Stop(oneshot::Sender<()>),
+    /// End at the next transaction boundary (like SIGTERM). `force`: do not wait for the
+    /// target transactions being applied; kill their connections, so that the target rolls
+    /// them back, and end at the last committed checkpoint.
+    Stop {
+        force: bool,
+        reply: oneshot::Sender<()>,
+    },
     /// Hold at `at` (`None`: at the next transaction boundary). A stream already held may
     /// be asked to move on to a later position and hold there.
     Hold {
@@ -110,7 +115,16 @@ impl Control {
     }
 
     pub async fn stop(&self) -> Result<(), Gone> {
-        self.ask(Command::Stop).await
+        self.ask(|reply| Command::Stop {
+            force: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops without waiting for the target transactions in flight: they are rolled back.
+    pub async fn force_stop(&self) -> Result<(), Gone> {
+        self.ask(|reply| Command::Stop { force: true, reply }).await
     }
 
     pub async fn hold(

@@ -65,6 +65,12 @@ struct Coordinator {
     /// The relay puller this process runs, if it holds the source's puller lock.
     puller: Option<tokio::task::JoinHandle<Result<(), StreamError>>>,
     halted_for_puller: watch::Receiver<bool>,
+    /// Abandons the appliers' open target transactions (a forced stop).
+    abort: watch::Sender<bool>,
+    forced: bool,
+    /// When the stop was asked for (a signal, `sluice stop`, a failure), to bound the wait.
+    stop_since: Option<Instant>,
+    stopping: watch::Receiver<bool>,
 }
 
 type PullerTask = tokio::task::JoinHandle<Result<(), StreamError>>;
@@ -119,6 +125,7 @@ pub(crate) async fn run(
     };
     let workers = setup.config.workers.max(1);
     let progress = Arc::new(Progress::new(setup.start.clone()));
+    let (abort, abort_rx) = watch::channel(false);
     let mut queues = Vec::new();
     let mut appliers = Vec::new();
     for id in 0..workers {
@@ -135,6 +142,7 @@ pub(crate) async fn run(
             safe_until: setup.safe_until.clone(),
             group_rows: setup.config.group_rows,
             compact: setup.config.compact,
+            abort: abort_rx.clone(),
         };
         appliers.push(tokio::spawn(applier.run()));
     }
@@ -193,7 +201,11 @@ pub(crate) async fn run(
         failure: None,
         relay_mark: relay.map(|r| (r, None)),
         puller,
-        halted_for_puller: halted_copy,
+        halted_for_puller: halted_copy.clone(),
+        abort,
+        forced: false,
+        stop_since: None,
+        stopping: halted_copy,
     };
     let mut commands = commands.unwrap_or_else(|| mpsc::channel(1).1);
     let mut commands_open = true;
@@ -224,6 +236,13 @@ pub(crate) async fn run(
                     c.fail(e);
                 }
                 c.mark_relay(false);
+                if *c.stopping.borrow() && !c.forced {
+                    let since = *c.stop_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > c.setup.config.stop_timeout {
+                        tracing::warn!("the transactions being applied did not finish within {:?} of the stop request", c.setup.config.stop_timeout);
+                        c.force_stop();
+                    }
+                }
                 if let Err(e) = c.take_over_pulling() {
                     c.fail(e);
                 }
@@ -253,13 +272,42 @@ pub(crate) async fn run(
         dispatcher,
         workers,
         puller: puller_task,
+        abort,
+        mut forced,
+        stop_since,
         ..
     } = c;
     drop(dispatcher);
     drop(items);
+    // The appliers finish what they hold, within the stop timeout; a forced stop (asked for
+    // now, or the timeout passed) abandons it instead.
+    let deadline = tokio::time::Instant::from_std(stop_since.unwrap_or_else(Instant::now))
+        + setup.config.stop_timeout;
+    let joined = futures::future::join_all(appliers);
+    tokio::pin!(joined);
+    let results = loop {
+        tokio::select! {
+            r = &mut joined => break r,
+            _ = tokio::time::sleep_until(deadline), if !forced => {
+                tracing::warn!("the transactions being applied did not finish within {:?} of the stop request", setup.config.stop_timeout);
+                forced = true;
+                let _ = abort.send(true);
+            }
+            cmd = commands.recv(), if commands_open => match cmd {
+                Some(Command::Stop { force: true, reply }) => {
+                    tracing::warn!("forced stop: abandoning the target transactions in flight");
+                    forced = true;
+                    let _ = abort.send(true);
+                    let _ = reply.send(());
+                }
+                Some(_) => {} // the stream is ending: other calls are dropped (the caller sees it gone)
+                None => commands_open = false,
+            },
+        }
+    };
     let mut applier_error = None;
-    for a in appliers {
-        match a.await {
+    for r in results {
+        match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => applier_error = applier_error.or(Some(e)),
             Err(e) => {
@@ -289,8 +337,9 @@ pub(crate) async fn run(
         return Err(e);
     }
     let end = reader_end?;
-    // Everything handed on is committed: bring every checkpoint row up to the end.
-    if progress.wait_idle().await {
+    // Everything handed on is committed: bring every checkpoint row up to the end. After a
+    // forced stop some of it was rolled back: the rows already say what was committed.
+    if !forced && progress.wait_idle().await {
         flush(&mut setup, &progress, workers, &mut flushed).await?;
     }
     let snap = progress.snapshot();
@@ -311,6 +360,7 @@ pub(crate) async fn run(
         safe_mode_until: setup.safe_until.as_ref().map(ToString::to_string),
         ended: match end {
             ReaderEnd::Until => "until".into(),
+            ReaderEnd::Stopped if forced => "forced".into(),
             ReaderEnd::Stopped => "stopped".into(),
         },
         seconds: started.elapsed().as_secs_f64(),
@@ -333,6 +383,19 @@ impl Coordinator {
             tracing::info!(relay = %dir.path().display(), "took over pulling the source into the relay log");
         }
         Ok(())
+    }
+
+    /// Abandons what the appliers are applying: their connections are killed, the target
+    /// rolls those transactions back, and the stream ends at its last committed checkpoint.
+    fn force_stop(&mut self) {
+        if !self.forced {
+            tracing::warn!("forced stop: abandoning the target transactions in flight");
+        }
+        self.forced = true;
+        let _ = self.halt.send(true);
+        let _ = self.abort.send(true);
+        self.paused = false;
+        self.held = None;
     }
 
     /// Tells the relay's purge what this task's checkpoint still needs.
@@ -446,8 +509,11 @@ impl Coordinator {
                 }
                 let _ = reply.send(());
             }
-            Command::Stop(reply) => {
+            Command::Stop { force, reply } => {
                 let _ = self.halt.send(true);
+                if force {
+                    self.force_stop();
+                }
                 self.paused = false;
                 self.held = None;
                 if let Some(item) = self.pending.take() {

@@ -63,6 +63,9 @@ pub struct StreamConfig {
     pub group_rows: usize,
     /// Apply each group of transactions as its net effect (see [`crate::compact`]).
     pub compact: bool,
+    /// After a stop request, how long the transactions being applied may take before they
+    /// are abandoned (rolled back) as with a forced stop.
+    pub stop_timeout: Duration,
     /// Read the binlog through a relay log in this folder (see [`crate::relay`]); the first
     /// process on a source pulls for every task.
     pub relay_dir: Option<PathBuf>,
@@ -90,6 +93,7 @@ impl StreamConfig {
             restart: false,
             group_rows: GROUP_ROWS,
             compact: true,
+            stop_timeout: Duration::from_secs(300),
             relay_dir: None,
             relay_retention: Some(Duration::from_secs(7 * 24 * 3600)),
             relay_max_bytes: None,

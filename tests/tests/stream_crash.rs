@@ -310,3 +310,96 @@ async fn signals_at_random_moments_never_leave_half_a_transaction_applied() {
         .unwrap();
     assert_eq!(rows, transactions * 5);
 }
+
+/// A second SIGTERM while a huge upstream transaction is being applied: the target
+/// transaction is rolled back (none of its rows), the process exits 0 at once, and the next
+/// run applies the transaction whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_rolls_back_the_transaction_being_applied() {
+    let db = unique_name("stream_force");
+    let mut s = source().conn().await;
+    s.query_drop(format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.big (id INT PRIMARY KEY, pad VARCHAR(120));"
+    ))
+    .await
+    .unwrap();
+    let start = binlog_end(&mut s).await;
+    let mut t = target().conn().await;
+    t.query_drop(format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.big (id INT PRIMARY KEY, pad VARCHAR(120));"
+    ))
+    .await
+    .unwrap();
+    let (src, tgt, filter) = (source().url(), target().url(), format!("{db}.*"));
+    let from = format!("{}:{}", start.0, start.1);
+    let args = [
+        "--source", &src, "--target", &tgt, "--from", &from, "--filter", &filter, "--task", &db,
+    ];
+    let stream = Background::start(SLUICE, &args);
+    // One upstream transaction of 600,000 rows.
+    s.query_drop(format!(
+        "INSERT INTO `{db}`.big SELECT seq, REPEAT('p', 100) FROM seq.seq_1_to_300000"
+    ))
+    .await
+    .unwrap();
+    let end = binlog_end(&mut s).await;
+    // Wait until the applier is inside the target transaction.
+    let started = Instant::now();
+    loop {
+        let busy: Option<u64> = t
+            .query_first(format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%{db}%big%' \
+                 AND COMMAND = 'Query' AND ID <> CONNECTION_ID() LIMIT 1"
+            ))
+            .await
+            .unwrap();
+        if busy.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the big transaction was never applied: {}",
+            stream.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = stream.child.id().to_string();
+    for _ in 0..2 {
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = Instant::now();
+    let (status, log) = stream.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("rolled back"), "{log}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "the forced stop took {:?}",
+        stopped.elapsed()
+    );
+    let rows: Option<u64> = t
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.big"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        Some(0),
+        "part of a rolled-back transaction is visible"
+    );
+    // The next run applies it whole.
+    let until = format!("{}:{}", end.0, end.1);
+    let mut again: Vec<&str> = args.to_vec();
+    again.extend_from_slice(&["--until", &until]);
+    let o = Command::new(SLUICE)
+        .arg("stream")
+        .args(&again)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Option<u64> = t
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.big"))
+        .await
+        .unwrap();
+    assert_eq!(rows, Some(300_000));
+}

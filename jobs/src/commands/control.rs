@@ -15,6 +15,10 @@ pub struct ControlArgs {
     /// The API token, from this file (else SLUICE_CONTROL_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// `stop` only: do not wait for the target transactions being applied; they are rolled
+    /// back and the stream ends at its last committed checkpoint.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Which call.
@@ -58,11 +62,16 @@ pub async fn run(call: Call, args: ControlArgs) -> ExitCode {
             return ExitCode::UsageOrInput;
         }
     };
+    if args.force && !matches!(call, Call::Stop) {
+        eprintln!("sluice: --force applies to `sluice stop` only");
+        return ExitCode::UsageOrInput;
+    }
     let update;
     let (method, path) = match &call {
         Call::Status => ("GET", "/status"),
         Call::Pause => ("POST", "/pause"),
         Call::Resume => ("POST", "/resume"),
+        Call::Stop if args.force => ("POST", "/stop?force=true"),
         Call::Stop => ("POST", "/stop"),
         Call::UpdateSource(url) => {
             update = format!("/update-source?url={}", crate::control::client::encode(url));

@@ -96,6 +96,11 @@ pub struct StreamArgs {
     /// Keep the relay log below this size, oldest segments first, never one a task needs.
     #[arg(long, value_name = "SIZE")]
     relay_max_size: Option<String>,
+    /// After a stop request (signal, `sluice stop`), how long the target transactions being
+    /// applied may take; then they are rolled back and the stream ends at its last committed
+    /// checkpoint (a second SIGINT/SIGTERM or `sluice stop --force` does that at once).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    stop_timeout: u64,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
@@ -158,6 +163,7 @@ impl StreamArgs {
         config.compact = !self.no_compact;
         config.status_every = status_every;
         config.relay_dir = self.relay_dir;
+        config.stop_timeout = Duration::from_secs(self.stop_timeout);
         config.relay_retention = Some(
             parse_duration(&self.relay_retention).map_err(|e| format!("--relay-retention: {e}"))?,
         );
@@ -245,12 +251,19 @@ pub async fn run(args: StreamArgs) -> ExitCode {
         streamer.start().gtid
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (handle, commands_rx) = Control::new();
+    let commands = Some(commands_rx);
+    let signal_handle = handle.clone();
     let signals = tokio::spawn(async move {
         let signal = until_interrupted().await;
-        eprintln!("sluice stream: {signal}: stopping at the next transaction boundary");
+        eprintln!(
+            "sluice stream: {signal}: stopping at the next transaction boundary (again to abandon the transactions being applied)"
+        );
         let _ = stop_tx.send(true);
+        let signal = until_interrupted().await;
+        eprintln!("sluice stream: {signal} again: rolling back the transactions being applied");
+        let _ = signal_handle.force_stop().await;
     });
-    let mut commands = None;
     let mut server = None;
     if let Some(setup) = control {
         let listener = match tokio::net::TcpListener::bind(setup.addr).await {
@@ -260,8 +273,6 @@ pub async fn run(args: StreamArgs) -> ExitCode {
                 return ExitCode::UsageOrInput;
             }
         };
-        let (handle, rx) = Control::new();
-        commands = Some(rx);
         tracing::info!("control API on http://{}", setup.addr);
         server = Some(tokio::spawn(crate::control::server::serve(
             listener,

@@ -5,7 +5,7 @@
 //! | `GET /status` | the stream's [`Status`] as JSON |
 //! | `GET /metrics` | the same figures in Prometheus text format |
 //! | `POST /pause` | `{"paused_at": "file:offset"}` once every applier has committed |
-//! | `POST /resume`, `POST /stop`, `POST /release` | `{}` |
+//! | `POST /resume`, `POST /stop[?force=true]`, `POST /release` | `{}` |
 //! | `POST /update-source?url=mysql://…` | `{}` once the new source is known to serve the current GTID position; 409 `{"refused": …}` naming the gap |
 //! | `POST /hold[?at=FILE:OFFSET]` | `{"held_at": …}` once held there (no `at`: where it is), or 409 `{"refused": …}` (sync points) |
 //!
@@ -215,6 +215,12 @@ async fn answer(
             Ok(()) => (200, JSON, "{}".into()),
             Err(_) => gone(),
         },
+        ("POST", "/stop") if req.query.split('&').any(|kv| kv == "force=true") => {
+            match control.force_stop().await {
+                Ok(()) => (200, JSON, "{}".into()),
+                Err(_) => gone(),
+            }
+        }
         ("POST", "/stop") => match control.stop().await {
             Ok(()) => (200, JSON, "{}".into()),
             Err(_) => gone(),
