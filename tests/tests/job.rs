@@ -301,6 +301,10 @@ async fn check_reports_every_failing_pre_check() {
     );
     assert!(line("storage").contains("pass"), "{out}");
     assert!(
+        line("sort space").contains("pass") && line("sort space").contains("free at"),
+        "{out}"
+    );
+    assert!(
         out.contains("fix: SET GLOBAL binlog_format = 'ROW'"),
         "{out}"
     );

@@ -44,10 +44,11 @@ pub async fn run(job: &Job) -> Vec<Finding> {
     let mut out = Vec::new();
     let source = connect(&job.source, "source", &mut out).await;
     let target = connect(&job.target, "target", &mut out).await;
+    let mut bytes = 0;
     if let Some(mut s) = source {
         let retention = binlog(&mut s, &job.source, &mut out).await;
         privileges(&mut s, &job.source, &mut out).await;
-        let bytes = tables(&mut s, job, target.is_some(), &mut out).await;
+        bytes = tables(&mut s, job, target.is_some(), &mut out).await;
         out.push(retention_finding(retention, bytes));
     }
     if let Some(mut t) = target {
@@ -71,7 +72,91 @@ pub async fn run(job: &Job) -> Vec<Finding> {
         });
     }
     storage(job, &mut out).await;
+    free_space(job, bytes, &mut out);
     out
+}
+
+/// Free bytes on the file system holding `path` (or its nearest existing parent), from
+/// `df -Pk` (POSIX output: the fourth column is the space available, in KiB).
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let mut at = path;
+    while !at.exists() {
+        at = at.parent()?;
+    }
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(at)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The dump's local folder must hold about the tables' size (SQL text of the rows, before
+/// compression); the sort folder takes the import's spilled runs, up to about as much.
+fn free_space(job: &Job, table_bytes: u64, out: &mut Vec<Finding>) {
+    let gib = |b: u64| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30));
+    let local_storage = (!job.storage.starts_with("s3://"))
+        .then(|| std::path::PathBuf::from(job.storage.trim_start_matches("file://")));
+    let sort_dir = job
+        .sort_dir
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let places = [
+        (
+            "storage space",
+            local_storage,
+            Verdict::Fail,
+            "free space there, or use s3:// storage or --compress zstd",
+        ),
+        (
+            "sort space",
+            Some(sort_dir),
+            Verdict::Warn,
+            "point [import] sort_dir at a larger disk, or raise sort_memory",
+        ),
+    ];
+    for (check, path, short, fix) in places {
+        let Some(path) = path else { continue };
+        out.push(match free_bytes(&path) {
+            None => finding(
+                check,
+                Verdict::Warn,
+                format!("could not read the free space of {}", path.display()),
+                "",
+            ),
+            Some(free) if free < table_bytes => finding(
+                check,
+                short,
+                format!(
+                    "{} free at {}, the tables take {}",
+                    gib(free),
+                    path.display(),
+                    gib(table_bytes)
+                ),
+                fix,
+            ),
+            Some(free) => finding(
+                check,
+                Verdict::Pass,
+                format!(
+                    "{} free at {} for {} of tables",
+                    gib(free),
+                    path.display(),
+                    gib(table_bytes)
+                ),
+                "",
+            ),
+        });
+    }
 }
 
 async fn connect(endpoint: &Endpoint, role: &str, out: &mut Vec<Finding>) -> Option<Conn> {
@@ -444,5 +529,31 @@ mod tests {
         let short = retention_finding(3_600.0, 100_000_000_000);
         assert_eq!(short.verdict, Verdict::Fail);
         assert!(short.detail.contains("1.0 hours"), "{}", short.detail);
+    }
+}
+
+#[cfg(test)]
+mod space_tests {
+    use super::*;
+
+    #[test]
+    fn free_space_is_weighed_against_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "name = \"x\"\n[source]\nurl = \"mysql://h:1\"\n[target]\nurl = \"mysql://h:2\"\n\
+             [storage]\nurl = \"{}\"\n[import]\nsort_dir = \"{}\"\n",
+            dir.path().join("not/yet/made").display(),
+            dir.path().display()
+        );
+        let job = crate::job::file::parse(&text, "job.toml").unwrap();
+        let mut out = Vec::new();
+        free_space(&job, 1 << 20, &mut out);
+        assert!(out.iter().all(|f| f.verdict == Verdict::Pass), "{out:?}");
+        out.clear();
+        free_space(&job, u64::MAX / 2, &mut out);
+        assert_eq!(out[0].check, "storage space");
+        assert_eq!(out[0].verdict, Verdict::Fail, "{out:?}");
+        assert_eq!(out[1].verdict, Verdict::Warn, "{out:?}");
+        assert!(out[1].detail.contains("free at"), "{out:?}");
     }
 }
