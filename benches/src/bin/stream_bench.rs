@@ -16,7 +16,9 @@
 //! * native, `slave_parallel_threads=0` — the SQL thread until END;
 //! * native, `slave_parallel_threads=4`, `slave_parallel_mode=optimistic`;
 //! * `sluice stream --from START --until END --workers 1`;
-//! * `sluice stream --from START --until END --workers 4`.
+//! * `sluice stream --from START --until END --workers 4`;
+//! * `sluice stream … --workers 1 --relay-dir DIR`, the window pulled into the relay log by
+//!   `sluice relay` while sysbench wrote it (as the native IO threads download theirs).
 //!
 //! Printed: seconds, transactions/s, rows/s, and Sluice's ratio to each native case. At the end
 //! every target's `CHECKSUM TABLE` must equal SOURCE's, or the run is worthless and panics.
@@ -56,7 +58,7 @@ fn main() {
     let table_size = *args.get(2).unwrap_or(&100_000);
 
     let src = MariaDb::start_with(Role::Source, "innodb_buffer_pool_size=1G");
-    let targets: Vec<MariaDb> = (0..4)
+    let targets: Vec<MariaDb> = (0..5)
         .map(|i| {
             MariaDb::start_with(
                 Role::Target,
@@ -92,6 +94,16 @@ fn main() {
     let start_file = fields.next().unwrap_or_default().to_owned();
     let start_pos = fields.next().unwrap_or_default().to_owned();
 
+    let sluice = sibling_binary("sluice");
+    let from = format!("{start_file}:{start_pos}");
+    let relay = tempfile::tempdir().expect("relay folder");
+    let mut puller = Command::new(&sluice)
+        .args(["relay", "--source", &src.url(), "--relay-dir"])
+        .arg(relay.path())
+        .args(["--from", &from])
+        .env("SLUICE_LOG", "warn")
+        .spawn()
+        .expect("start sluice relay");
     eprintln!("recording {seconds} s of sysbench oltp_write_only --threads=4 on SOURCE …");
     let ok = Command::new("sysbench")
         .args([
@@ -144,6 +156,34 @@ fn main() {
         }
     }
 
+    // The relay log must hold the whole window too.
+    loop {
+        let reached = std::fs::read_dir(relay.path())
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .and_then(|e| std::fs::read(e.path().join("index.json")).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|i| {
+                let last = i["segments"].as_array()?.last()?.clone();
+                Some((
+                    last["file"].as_str()?.to_owned(),
+                    last["end_offset"].as_u64()?,
+                ))
+            })
+            .is_some_and(|(f, o)| {
+                (f.as_str(), o) >= (end_file.as_str(), end_pos.parse().unwrap_or(0))
+            });
+        if reached {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &puller.id().to_string()])
+        .status();
+    let _ = puller.wait();
+
     let mut results: Vec<(String, f64, u64)> = Vec::new();
     // Timed: the SQL thread from START to END, the window already in the relay log.
     for (i, threads) in [(0usize, 0u32), (1, 4)] {
@@ -161,10 +201,8 @@ fn main() {
         eprintln!("  {name}: {secs:.2} s");
         results.push((name, secs, 0));
     }
-    let sluice = sibling_binary("sluice");
-    let from = format!("{start_file}:{start_pos}");
     let until = format!("{end_file}:{end_pos}");
-    for (i, workers) in [(2usize, "1"), (3, "4")] {
+    for (i, workers, via_relay) in [(2usize, "1", false), (3, "4", false), (4, "1", true)] {
         let t = &targets[i];
         let mut c = Command::new(&sluice);
         c.args([
@@ -185,8 +223,15 @@ fn main() {
             workers,
         ])
         .env("SLUICE_LOG", "warn");
+        if via_relay {
+            c.arg("--relay-dir").arg(relay.path());
+        }
         let m = measure(c);
-        let name = format!("sluice stream --workers {workers}");
+        let name = if via_relay {
+            format!("sluice stream --workers {workers} --relay-dir")
+        } else {
+            format!("sluice stream --workers {workers}")
+        };
         eprintln!(
             "  {name}: {:.2} s ({:.2} CPU-s, {:.0} MiB)",
             m.seconds, m.cpu_seconds, m.peak_rss_mib
