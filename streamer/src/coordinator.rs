@@ -68,9 +68,6 @@ struct Coordinator {
     /// Abandons the appliers' open target transactions (a forced stop).
     abort: watch::Sender<bool>,
     forced: bool,
-    /// When the stop was asked for (a signal, `sluice stop`, a failure), to bound the wait.
-    stop_since: Option<Instant>,
-    stopping: watch::Receiver<bool>,
 }
 
 type PullerTask = tokio::task::JoinHandle<Result<(), StreamError>>;
@@ -204,8 +201,6 @@ pub(crate) async fn run(
         halted_for_puller: halted_copy.clone(),
         abort,
         forced: false,
-        stop_since: None,
-        stopping: halted_copy,
     };
     let mut commands = commands.unwrap_or_else(|| mpsc::channel(1).1);
     let mut commands_open = true;
@@ -236,13 +231,6 @@ pub(crate) async fn run(
                     c.fail(e);
                 }
                 c.mark_relay(false);
-                if *c.stopping.borrow() && !c.forced {
-                    let since = *c.stop_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > c.setup.config.stop_timeout {
-                        tracing::warn!("the transactions being applied did not finish within {:?} of the stop request", c.setup.config.stop_timeout);
-                        c.force_stop();
-                    }
-                }
                 if let Err(e) = c.take_over_pulling() {
                     c.fail(e);
                 }
@@ -274,15 +262,13 @@ pub(crate) async fn run(
         puller: puller_task,
         abort,
         mut forced,
-        stop_since,
         ..
     } = c;
     drop(dispatcher);
     drop(items);
     // The appliers finish what they hold, within the stop timeout; a forced stop (asked for
     // now, or the timeout passed) abandons it instead.
-    let deadline = tokio::time::Instant::from_std(stop_since.unwrap_or_else(Instant::now))
-        + setup.config.stop_timeout;
+    let deadline = tokio::time::Instant::now() + setup.config.stop_timeout;
     let joined = futures::future::join_all(appliers);
     tokio::pin!(joined);
     let results = loop {

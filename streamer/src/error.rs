@@ -70,6 +70,29 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// A failed binlog connection to `source_name` at `position`: refused for good (1236: the
+    /// position is gone or invalid) or worth a reconnect.
+    pub fn binlog(
+        source_name: String,
+        position: BinlogPosition,
+        cause: mysql_async::Error,
+    ) -> Self {
+        if let mysql_async::Error::Server(s) = &cause
+            && s.code == 1236
+        {
+            return StreamError::Refused {
+                source_name,
+                position,
+                reason: s.message.clone(),
+            };
+        }
+        StreamError::Stream {
+            source_name,
+            position,
+            cause,
+        }
+    }
+
     /// True when reconnecting and resuming from the checkpoint may succeed.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -241,20 +241,7 @@ impl Reader {
     }
 
     fn stream_error(&self, cause: mysql_async::Error) -> StreamError {
-        if let mysql_async::Error::Server(s) = &cause
-            && s.code == 1236
-        {
-            return StreamError::Refused {
-                source_name: self.source_name(),
-                position: self.boundary.position.clone(),
-                reason: s.message.clone(),
-            };
-        }
-        StreamError::Stream {
-            source_name: self.source_name(),
-            position: self.boundary.position.clone(),
-            cause,
-        }
+        StreamError::binlog(self.source_name(), self.boundary.position.clone(), cause)
     }
 
     /// One binlog connection, from the boundary mark (from the relay log when there is one).

@@ -200,24 +200,18 @@ impl Streamer {
             Some(dir) => Some(RelayDir::for_source(dir, &config.source)?),
             None => None,
         };
-        let relay_index = relay.as_ref().map(|r| r.load_index()).transpose()?;
-        match &relay_index {
-            // The relay holds the start (or will: its puller goes on from its end).
-            Some(index) if !index.segments.is_empty() => {
-                if !index.covers(&start.position) {
-                    return Err(StreamError::Config(format!(
-                        "the relay log at {} does not hold {} (it starts at {}); stream without \
-                         --relay-dir while the source still has that binlog",
-                        relay
-                            .as_ref()
-                            .map(|r| r.path().display().to_string())
-                            .unwrap_or_default(),
-                        start.position,
-                        index.start().map(|s| s.to_string()).unwrap_or_default()
-                    )));
+        // A relay that holds the start (or will: its puller goes on from its end) stands in
+        // for the source's binlog files.
+        match &relay {
+            Some(dir) => {
+                let index = dir.load_index()?;
+                if index.segments.is_empty() {
+                    check_available(&mut source, &config.source, &start.position).await?;
+                } else if !index.covers(&start.position) {
+                    return Err(dir.lacks(&index, &start.position));
                 }
             }
-            _ => check_available(&mut source, &config.source, &start.position).await?,
+            None => check_available(&mut source, &config.source, &start.position).await?,
         }
         if let Some(s) = &safe_until {
             tracing::warn!(

@@ -97,6 +97,18 @@ fn io_error(path: &Path, action: &str, e: std::io::Error) -> StreamError {
 }
 
 impl RelayDir {
+    /// The error for a position the relay does not reach back to.
+    pub fn lacks(&self, index: &Index, position: &BinlogPosition) -> StreamError {
+        StreamError::Config(format!(
+            "the relay log at {} does not hold {position} (it starts at {}); stream without \
+             --relay-dir while the source still has that binlog, or start the relay there",
+            self.root.display(),
+            index
+                .start()
+                .map_or_else(|| "nothing yet".to_owned(), |s| s.to_string())
+        ))
+    }
+
     /// `dir/<host>_<port>`, created if missing.
     pub fn for_source(dir: &Path, source: &Endpoint) -> Result<RelayDir, StreamError> {
         let name: String = source

@@ -30,14 +30,7 @@ impl Follower {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let Some(segment) = index.find(position) else {
-            return Err(StreamError::Config(format!(
-                "the relay log at {} does not hold {position} (it starts at {}); stream without \
-                 --relay-dir while the source still has that binlog, or start the relay there",
-                dir.path().display(),
-                index
-                    .start()
-                    .map_or_else(|| "nothing yet".to_owned(), |s| s.to_string())
-            )));
+            return Err(dir.lacks(&index, position));
         };
         Ok(Follower {
             dir: dir.clone(),

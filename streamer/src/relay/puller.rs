@@ -175,20 +175,7 @@ impl Puller {
 
     fn error(&self, cause: mysql_async::Error) -> StreamError {
         let position = BinlogPosition::new(self.cursor.file.clone(), self.cursor.offset);
-        if let mysql_async::Error::Server(s) = &cause
-            && s.code == 1236
-        {
-            return StreamError::Refused {
-                source_name: self.cfg.source.address(),
-                position,
-                reason: s.message.clone(),
-            };
-        }
-        StreamError::Stream {
-            source_name: self.cfg.source.address(),
-            position,
-            cause,
-        }
+        StreamError::binlog(self.cfg.source.address(), position, cause)
     }
 
     async fn session(
