@@ -71,6 +71,9 @@ pub struct DumpConfig {
     pub csv: CsvDialect,
     /// Replace a non-empty output.
     pub overwrite: bool,
+    /// Continue an unfinished dump in the output (its `dump-progress.json`): only the chunks
+    /// it lacks are dumped. Without a progress file the dump starts from scratch.
+    pub resume: bool,
     /// Longest wait for the global or table lock before giving up.
     pub lock_wait_secs: u64,
     /// Upper bound of one INSERT statement in SQL output.
@@ -92,6 +95,7 @@ impl DumpConfig {
             consistency: Consistency::Auto,
             csv: CsvDialect::default(),
             overwrite: false,
+            resume: false,
             lock_wait_secs: 30,
             statement_bytes: 1 << 20,
         }

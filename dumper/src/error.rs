@@ -41,6 +41,14 @@ pub enum DumpError {
         value: String,
         reason: String,
     },
+    #[error(
+        "--resume: cannot resume the unfinished dump in {url}: {reason}; pass --overwrite to dump everything again"
+    )]
+    CannotResume { url: String, reason: String },
+    #[error(
+        "--resume: the dump in {url} is complete (it has metadata.json); pass --overwrite to take it again"
+    )]
+    AlreadyComplete { url: String },
     #[error("a dump worker failed: {0}")]
     Worker(String),
 }

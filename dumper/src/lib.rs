@@ -8,7 +8,8 @@
 //!
 //! Flow: [`Dumper::build`] connects, lists the tables the filter selects, checks privileges and
 //! the output folder; [`Dumper::run`] takes the snapshot, writes schemas, plans chunks, lets N
-//! workers stream chunks to storage, and writes `metadata.json` last.
+//! workers stream chunks to storage, and writes `metadata.json` last. `resume.rs` keeps the
+//! progress file that lets a killed dump continue with the chunks it lacks.
 
 mod config;
 mod encode;
@@ -16,6 +17,7 @@ mod error;
 mod observer;
 mod parquet;
 mod privileges;
+mod resume;
 mod run;
 mod sink;
 mod snapshot;

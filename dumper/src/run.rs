@@ -1,7 +1,7 @@
 //! The dump from start to finish: `build` does everything that can fail early, `run` takes the
-//! snapshot and writes the dump, `metadata.json` last.
+//! snapshot and writes the dump (or, resuming, the chunks it lacks), `metadata.json` last.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,18 +9,20 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use sluice_core::layout::{
-    self, ChunkMeta, Compression, DataFormat, DumpMetadata, METADATA_FILE, RowFingerprint,
-    SourceMeta, TableMeta, utc_timestamp,
+    self, ChunkMeta, Compression, DataFormat, DumpMetadata, METADATA_FILE, PROGRESS_FILE,
+    RowFingerprint, SourceMeta, TableMeta, utc_timestamp,
 };
 use sluice_core::{
     Chunk, Endpoint, Selection, ServerInfo, Storage, TableInfo, TableName, cells, plan_table,
     quote_ident, select_tables,
 };
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::{Consistency, DumpConfig};
 use crate::encode::{CsvEncoder, SqlEncoder};
 use crate::parquet::ParquetEncoder;
+use crate::resume::{ChunkDone, DumpProgress, SAVE_EVERY, Settings};
 use crate::sink::{ChunkSink, FLUSH_BYTES};
 use crate::{DumpError, DumpObserver, privileges, snapshot};
 
@@ -47,6 +49,8 @@ pub struct Dumper {
     info: ServerInfo,
     selection: Selection,
     existing: Vec<String>,
+    /// The unfinished dump this one continues.
+    resume: Option<DumpProgress>,
 }
 
 impl Dumper {
@@ -94,7 +98,17 @@ impl Dumper {
             .into_iter()
             .map(|o| o.name)
             .collect();
-        if !existing.is_empty() && !config.overwrite {
+        let resume = if config.resume {
+            if existing.iter().any(|n| n == METADATA_FILE) && !config.overwrite {
+                return Err(DumpError::AlreadyComplete {
+                    url: storage.url().to_owned(),
+                });
+            }
+            DumpProgress::load(&storage, &config).await?
+        } else {
+            None
+        };
+        if !existing.is_empty() && !config.overwrite && resume.is_none() {
             return Err(DumpError::OutputNotEmpty {
                 url: storage.url().to_owned(),
                 objects: existing.len(),
@@ -107,6 +121,7 @@ impl Dumper {
             info,
             selection,
             existing,
+            resume,
         })
     }
 
@@ -121,23 +136,30 @@ impl Dumper {
 
     pub async fn run(self, observer: Arc<dyn DumpObserver>) -> Result<DumpSummary, DumpError> {
         let started = Instant::now();
-        let started_at = unix_now();
         let Dumper {
             config,
             storage,
             info,
             selection,
             existing,
+            mut resume,
         } = self;
         let endpoint = &config.source;
-        // An old dump's marker goes first, so nothing half-replaced ever looks complete.
-        if !existing.is_empty() {
-            storage.delete(METADATA_FILE).await?;
-            for name in existing.iter().filter(|n| looks_like_dump_file(n)) {
-                storage.delete(name).await?;
+        let views = selection.views.len();
+        if let Some(p) = resume.take() {
+            if p.pending().is_empty() {
+                tracing::info!(
+                    "{}: every chunk of the unfinished dump is there; writing {METADATA_FILE}",
+                    storage.url()
+                );
+                return finish(&config, &info, &storage, p, views, started).await;
             }
+            resume = Some(p);
         }
-        let names: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let names: Vec<TableName> = match &resume {
+            Some(p) => p.tables.iter().map(|t| t.name()).collect(),
+            None => selection.tables.iter().map(|t| t.name.clone()).collect(),
+        };
         let snap = snapshot::open(
             endpoint,
             &info,
@@ -148,27 +170,81 @@ impl Dumper {
         )
         .await?;
         let mut workers = snap.workers;
-        write_schemas(&mut workers[0], endpoint, &storage, &selection).await?;
-
-        let mut queue = VecDeque::new();
-        for (i, table) in selection.tables.iter().enumerate() {
-            queue.extend(plan_table(&mut workers[0], endpoint, i, table, config.chunk_rows).await?);
+        if let Some(p) = &resume
+            && let Some(reason) = p
+                .obstacle(
+                    &mut workers[0],
+                    endpoint,
+                    &selection,
+                    snap.position.is_some(),
+                )
+                .await?
+        {
+            if !config.overwrite {
+                return Err(DumpError::CannotResume {
+                    url: storage.url().to_owned(),
+                    reason,
+                });
+            }
+            tracing::warn!(
+                "{}: cannot resume the unfinished dump ({reason}); dumping everything again",
+                storage.url()
+            );
+            resume = None;
         }
-        let planned = queue.len();
-        let mut counts = vec![0usize; selection.tables.len()];
+        let (mut progress, tables) = match resume {
+            Some(mut p) => {
+                let done = p.chunk_count() - p.pending().len();
+                tracing::info!(
+                    "resuming the dump in {}: {done} of {} chunks done in earlier runs; the other {} are read in a new snapshot{}",
+                    storage.url(),
+                    p.chunk_count(),
+                    p.pending().len(),
+                    snap.position
+                        .as_ref()
+                        .map(|s| format!(" at {}:{}", s.binlog_file, s.binlog_offset))
+                        .unwrap_or_default()
+                );
+                p.snapshots.push(snap.position.clone());
+                let tables = p.table_infos(&selection);
+                (p, tables)
+            }
+            None => {
+                clear_old_dump(&storage, &existing).await?;
+                let creates =
+                    write_schemas(&mut workers[0], endpoint, &storage, &selection).await?;
+                let mut chunks = Vec::new();
+                for (i, table) in selection.tables.iter().enumerate() {
+                    chunks.extend(
+                        plan_table(&mut workers[0], endpoint, i, table, config.chunk_rows).await?,
+                    );
+                }
+                let p = DumpProgress::new(
+                    Settings::of(&config),
+                    snap.method.clone(),
+                    unix_now(),
+                    snap.position.clone(),
+                    &selection.tables,
+                    &creates,
+                    &chunks,
+                );
+                (p, selection.tables)
+            }
+        };
+        progress.save(&storage).await?;
+        let queue: VecDeque<Chunk> = progress.pending().into();
+        let mut counts = vec![0usize; tables.len()];
         for chunk in &queue {
             counts[chunk.table] += 1;
         }
-        let per_table: Vec<(TableName, usize)> = selection
-            .tables
-            .iter()
-            .map(|t| t.name.clone())
-            .zip(counts)
-            .collect();
+        let per_table: Vec<(TableName, usize)> =
+            tables.iter().map(|t| t.name.clone()).zip(counts).collect();
         observer.planned(&per_table);
 
-        let tables = Arc::new(selection.tables);
+        let snapshot_index = progress.current_snapshot();
+        let tables = Arc::new(tables);
         let queue = Arc::new(Mutex::new(queue));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut set = JoinSet::new();
         for conn in workers {
             let job = WorkerJob {
@@ -178,48 +254,87 @@ impl Dumper {
                 storage: storage.clone(),
                 config: config.clone(),
                 observer: observer.clone(),
+                done: done_tx.clone(),
             };
             set.spawn(job.run());
         }
-        let mut done: Vec<ChunkDone> = Vec::with_capacity(planned);
-        while let Some(joined) = set.join_next().await {
-            let result = joined.map_err(|e| DumpError::Worker(e.to_string()))?;
-            match result {
-                Ok(chunks) => done.extend(chunks),
-                Err(e) => return Err(e), // dropping `set` aborts the other workers
+        drop(done_tx);
+        // Finished chunks go into the progress file as they come, at most every SAVE_EVERY.
+        let mut tick = tokio::time::interval(SAVE_EVERY);
+        let mut unsaved = false;
+        loop {
+            tokio::select! {
+                got = done_rx.recv() => match got {
+                    Some(mut chunk) => {
+                        chunk.snapshot = snapshot_index;
+                        progress.record(chunk);
+                        unsaved = true;
+                    }
+                    None => break,
+                },
+                Some(joined) = set.join_next() => {
+                    // Returning drops `set`, which aborts the other workers.
+                    joined.map_err(|e| DumpError::Worker(e.to_string()))??;
+                }
+                _ = tick.tick(), if unsaved => {
+                    progress.save(&storage).await?;
+                    unsaved = false;
+                }
             }
         }
+        while let Some(joined) = set.join_next().await {
+            joined.map_err(|e| DumpError::Worker(e.to_string()))??;
+        }
         observer.finished();
-
-        let metadata = build_metadata(
-            &config,
-            &info,
-            &snap.method,
-            snap.position.clone(),
-            started_at,
-            &tables,
-            done,
-        );
-        let (rows, bytes, chunks) = metadata.tables.iter().fold((0, 0, 0), |(r, b, c), t| {
-            (r + t.rows, b + t.bytes, c + t.chunks.len())
-        });
-        let json =
-            serde_json::to_vec_pretty(&metadata).map_err(|e| DumpError::Worker(e.to_string()))?;
-        storage.put(METADATA_FILE, json).await?;
-        Ok(DumpSummary {
-            output: storage.url().to_owned(),
-            tables: metadata.tables.len(),
-            views: selection.views.len(),
-            chunks,
-            rows,
-            bytes,
-            seconds: started.elapsed().as_secs_f64(),
-            consistency: snap.method,
-            binlog_file: snap.position.as_ref().map(|p| p.binlog_file.clone()),
-            binlog_offset: snap.position.as_ref().map(|p| p.binlog_offset),
-            gtid_set: snap.position.map(|p| p.gtid_set),
-        })
+        finish(&config, &info, &storage, progress, views, started).await
     }
+}
+
+/// Writes `metadata.json` from the finished progress, then removes the progress file.
+async fn finish(
+    config: &DumpConfig,
+    info: &ServerInfo,
+    storage: &Storage,
+    progress: DumpProgress,
+    views: usize,
+    started: Instant,
+) -> Result<DumpSummary, DumpError> {
+    let metadata = build_metadata(config, info, &progress);
+    let (rows, bytes, chunks) = metadata.tables.iter().fold((0, 0, 0), |(r, b, c), t| {
+        (r + t.rows, b + t.bytes, c + t.chunks.len())
+    });
+    let json =
+        serde_json::to_vec_pretty(&metadata).map_err(|e| DumpError::Worker(e.to_string()))?;
+    storage.put(METADATA_FILE, json).await?;
+    storage.delete(PROGRESS_FILE).await?;
+    let position = metadata.snapshot.clone();
+    Ok(DumpSummary {
+        output: storage.url().to_owned(),
+        tables: metadata.tables.len(),
+        views,
+        chunks,
+        rows,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        consistency: progress.consistency,
+        binlog_file: position.as_ref().map(|p| p.binlog_file.clone()),
+        binlog_offset: position.as_ref().map(|p| p.binlog_offset),
+        gtid_set: position.map(|p| p.gtid_set),
+    })
+}
+
+/// Removes an earlier dump's files, its marker and progress first, so that nothing
+/// half-replaced ever looks complete or resumable.
+async fn clear_old_dump(storage: &Storage, existing: &[String]) -> Result<(), DumpError> {
+    if existing.is_empty() {
+        return Ok(());
+    }
+    storage.delete(METADATA_FILE).await?;
+    storage.delete(PROGRESS_FILE).await?;
+    for name in existing.iter().filter(|n| looks_like_dump_file(n)) {
+        storage.delete(name).await?;
+    }
+    Ok(())
 }
 
 fn unix_now() -> u64 {
@@ -233,18 +348,21 @@ fn unix_now() -> u64 {
 fn looks_like_dump_file(name: &str) -> bool {
     let base = name.trim_end_matches(".gz").trim_end_matches(".zst");
     name == METADATA_FILE
+        || name == PROGRESS_FILE
         || base.ends_with(".sql")
         || base.ends_with(".csv")
         || base.ends_with(".parquet")
 }
 
-/// `SHOW CREATE` for every database, table and view, read inside the snapshot.
+/// `SHOW CREATE` for every database, table and view, read inside the snapshot; returns the
+/// tables' statements in selection order.
 async fn write_schemas(
     conn: &mut Conn,
     endpoint: &Endpoint,
     storage: &Storage,
     selection: &Selection,
-) -> Result<(), DumpError> {
+) -> Result<Vec<String>, DumpError> {
+    let mut creates = Vec::with_capacity(selection.tables.len());
     let databases: BTreeSet<&str> = selection
         .tables
         .iter()
@@ -271,6 +389,7 @@ async fn write_schemas(
         storage
             .put(&file, format!("/*!40101 SET NAMES utf8mb4*/;\n{create};\n"))
             .await?;
+        creates.push(create);
     }
     for v in &selection.views {
         let row: Option<mysql_async::Row> = conn
@@ -285,19 +404,7 @@ async fn write_schemas(
             )
             .await?;
     }
-    Ok(())
-}
-
-/// One finished chunk.
-struct ChunkDone {
-    table: usize,
-    index: u32,
-    /// `None` when the range held no rows (no file is written for it).
-    file: Option<String>,
-    range: String,
-    rows: u64,
-    bytes: u64,
-    fingerprint: RowFingerprint,
+    Ok(creates)
 }
 
 /// One worker: a connection inside the snapshot, taking chunks from the shared queue.
@@ -308,11 +415,12 @@ struct WorkerJob {
     storage: Storage,
     config: DumpConfig,
     observer: Arc<dyn DumpObserver>,
+    /// Each chunk once its file is committed.
+    done: mpsc::UnboundedSender<ChunkDone>,
 }
 
 impl WorkerJob {
-    async fn run(mut self) -> Result<Vec<ChunkDone>, DumpError> {
-        let mut done = Vec::new();
+    async fn run(mut self) -> Result<(), DumpError> {
         loop {
             let next = self.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
             let Some(chunk) = next else { break };
@@ -322,11 +430,11 @@ impl WorkerJob {
                 dump_chunk(&mut self.conn, &self.storage, &self.config, table, &chunk).await?;
             self.observer
                 .chunk_done(&table.name, result.rows, result.bytes);
-            done.push(result);
+            let _ = self.done.send(result);
         }
         // Read-only snapshot: ending it releases its undo history on the source.
         let _ = self.conn.query_drop("COMMIT").await;
-        Ok(done)
+        Ok(())
     }
 }
 
@@ -441,7 +549,8 @@ async fn dump_chunk(
             range,
             rows: 0,
             bytes: 0,
-            fingerprint,
+            fingerprint: fingerprint.hex(),
+            snapshot: 0,
         });
     }
     match encoder {
@@ -461,53 +570,45 @@ async fn dump_chunk(
         range,
         rows: fingerprint.rows(),
         bytes,
-        fingerprint,
+        fingerprint: fingerprint.hex(),
+        snapshot: 0,
     })
 }
 
-fn build_metadata(
-    config: &DumpConfig,
-    info: &ServerInfo,
-    method: &str,
-    position: Option<layout::SnapshotMeta>,
-    started_at: u64,
-    tables: &[TableInfo],
-    done: Vec<ChunkDone>,
-) -> DumpMetadata {
-    let mut by_table: BTreeMap<usize, Vec<ChunkDone>> = BTreeMap::new();
-    for c in done {
-        by_table.entry(c.table).or_default().push(c);
-    }
-    let tables = tables
+/// `metadata.json` of a dump whose chunks are all done.
+fn build_metadata(config: &DumpConfig, info: &ServerInfo, progress: &DumpProgress) -> DumpMetadata {
+    let tables = progress
+        .tables
         .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let mut chunks = by_table.remove(&i).unwrap_or_default();
-            chunks.sort_by_key(|c| c.index);
-            let chunks: Vec<ChunkMeta> = chunks
-                .into_iter()
+        .map(|t| {
+            let done: Vec<&ChunkDone> = t.chunks.iter().filter_map(|c| c.done.as_ref()).collect();
+            let chunks: Vec<ChunkMeta> = done
+                .iter()
                 .filter_map(|c| {
                     Some(ChunkMeta {
-                        file: c.file?,
-                        range: c.range,
+                        file: c.file.clone()?,
+                        range: c.range.clone(),
                         rows: c.rows,
                         bytes: c.bytes,
-                        fingerprint: c.fingerprint.hex(),
+                        fingerprint: c.fingerprint.clone(),
+                        snapshot: c.snapshot,
                     })
                 })
                 .collect();
             TableMeta {
-                database: t.name.database.clone(),
-                table: t.name.table.clone(),
-                schema_file: layout::table_schema_file(&t.name.database, &t.name.table),
-                columns: t.column_names(),
-                primary_key: t.key_columns().iter().map(|c| c.name.clone()).collect(),
+                database: t.database.clone(),
+                table: t.table.clone(),
+                schema_file: layout::table_schema_file(&t.database, &t.table),
+                columns: t.columns.clone(),
+                primary_key: t.primary_key.clone(),
                 rows: chunks.iter().map(|c| c.rows).sum(),
                 bytes: chunks.iter().map(|c| c.bytes).sum(),
                 chunks,
+                snapshot: done.iter().map(|c| c.snapshot).min().unwrap_or(0),
             }
         })
         .collect();
+    let method = &progress.consistency;
     let consistency = match config.consistency {
         Consistency::Auto => format!("auto: {method}"),
         _ => method.to_owned(),
@@ -521,13 +622,20 @@ fn build_metadata(
             version: info.version_string.clone(),
         },
         consistency,
-        snapshot: position,
-        started_at: utc_timestamp(started_at),
+        snapshot: progress.snapshots.first().cloned().flatten(),
+        started_at: utc_timestamp(progress.started_at),
         finished_at: utc_timestamp(unix_now()),
         format: config.format,
         compression: config.compression,
         csv: (config.format == DataFormat::Csv).then(|| config.csv.clone()),
         time_zone: "+00:00".to_owned(),
         tables,
+        resumed_snapshots: progress
+            .snapshots
+            .iter()
+            .skip(1)
+            .flatten()
+            .cloned()
+            .collect(),
     }
 }

@@ -7,12 +7,13 @@
 //! stream or a sync point holds it: the next item waits in `pending` until it may go, so the
 //! held position is exactly a transaction boundary.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{BinlogPosition, Endpoint, Flavor};
+use sluice_core::{BinlogPosition, Endpoint, Flavor, TableName};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::StreamError;
@@ -34,6 +35,7 @@ pub(crate) struct Setup {
     pub flavor: Flavor,
     pub start: Mark,
     pub safe_until: Option<BinlogPosition>,
+    pub skip_before: HashMap<TableName, BinlogPosition>,
     pub checkpoints: Checkpoints,
     pub control: Conn,
 }
@@ -171,6 +173,7 @@ pub(crate) async fn run(
             routes: setup.config.routes.clone(),
             until: setup.config.until.clone(),
             relay: relay.clone(),
+            skip_before: setup.skip_before.clone(),
         },
         SchemaView::new(setup.config.target.clone()),
         setup.start.clone(),

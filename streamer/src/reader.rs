@@ -97,6 +97,15 @@ pub struct ReaderConfig {
     pub until: Option<Until>,
     /// Read the source's events from this relay log instead of a connection of our own.
     pub relay: Option<RelayDir>,
+    /// Per source table: changes before this position are in the (resumed) dump already.
+    pub skip_before: HashMap<TableName, BinlogPosition>,
+}
+
+impl ReaderConfig {
+    /// The dump holds the effect of this event on `table` already.
+    fn in_dump(&self, table: &TableName, at: &BinlogPosition) -> bool {
+        !at.file.is_empty() && self.skip_before.get(table).is_some_and(|p| at < p)
+    }
 }
 
 /// Where a rows event finds its TABLE_MAP: the network stream's decoder or the relay's.
@@ -528,7 +537,13 @@ impl Reader {
             Statement::TableDdl(_) | Statement::DatabaseDdl(_) => {
                 let end = self.mark_after(building.as_ref(), cursor);
                 *building = None;
-                if !statement.is_selected(&self.cfg.filter) {
+                let in_dump = match &statement {
+                    Statement::TableDdl(t) => {
+                        !t.is_empty() && t.iter().all(|n| self.cfg.in_dump(n, at))
+                    }
+                    _ => false,
+                };
+                if in_dump || !statement.is_selected(&self.cfg.filter) {
                     return self.hand_on(Item::Progress(end.clone()), end).await;
                 }
                 let tables = match &statement {
@@ -642,7 +657,7 @@ impl Reader {
             return Err(corrupt("a rows event without its TABLE_MAP".into()));
         };
         let name = TableName::new(tme.database_name(), tme.table_name());
-        if !self.cfg.filter.matches(&name.database, &name.table) {
+        if !self.cfg.filter.matches(&name.database, &name.table) || self.cfg.in_dump(&name, at) {
             return Ok(());
         }
         let target = self.cfg.routes.route(&name);

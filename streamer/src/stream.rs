@@ -9,6 +9,7 @@
 //! flight the checkpoint rows are brought up to the reader's position (transactions the filter
 //! skipped move it too); a stop request ends at a transaction boundary.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use sluice_core::layout::{DumpMetadata, METADATA_FILE};
 use sluice_core::{
-    BinlogPosition, Endpoint, Flavor, GtidSet, Routes, ServerInfo, Storage, TableFilter,
+    BinlogPosition, Endpoint, Flavor, GtidSet, Routes, ServerInfo, Storage, TableFilter, TableName,
     select_tables,
 };
 use tokio::sync::watch;
@@ -128,6 +129,8 @@ pub struct Streamer {
     flavor: Flavor,
     start: Mark,
     safe_until: Option<BinlogPosition>,
+    /// Per source table: its changes before this position are in the dump already.
+    skip_before: HashMap<TableName, BinlogPosition>,
     checkpoints: Checkpoints,
     control: Conn,
 }
@@ -153,6 +156,7 @@ impl Streamer {
             checkpoints.clear(&mut control, &config.target).await?;
         }
         let resume = checkpoints.read(&mut control, &config.target).await?;
+        let resuming = resume.is_some();
         let (start, safe_until) = match (resume, &config.start) {
             (Some(r), given) => {
                 if *given != StartPoint::Checkpoint {
@@ -194,8 +198,34 @@ impl Streamer {
                     None,
                 )
             }
-            (None, StartPoint::Dump(url)) => (dump_start(url).await?, None),
+            (None, StartPoint::Dump(url)) => (dump_start(url).await?.mark, None),
         };
+        // A resumed dump read its chunks in several snapshots: replay up to the last one in
+        // safe mode, and skip each table's changes that its chunks hold already. A stream
+        // resuming from its checkpoint keeps these windows as long as it is given the dump.
+        let mut safe_until = safe_until;
+        let mut skip_before = HashMap::new();
+        if let StartPoint::Dump(url) = &config.start {
+            match dump_start(url).await {
+                Ok(dump) => {
+                    if let Some(until) = dump.safe_until.filter(|u| *u > start.position) {
+                        tracing::info!(
+                            "the dump was resumed: its chunks come from snapshots up to {until}; applying in safe mode up to there"
+                        );
+                        if safe_until.as_ref().is_none_or(|s| until > *s) {
+                            safe_until = Some(until);
+                        }
+                    }
+                    skip_before = dump.skip_before;
+                }
+                Err(e) if resuming => {
+                    tracing::warn!(
+                        "{e}: continuing from the checkpoint without the dump's snapshot windows"
+                    )
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let relay = match &config.relay_dir {
             Some(dir) => Some(RelayDir::for_source(dir, &config.source)?),
             None => None,
@@ -224,6 +254,7 @@ impl Streamer {
             flavor: info.flavor,
             start,
             safe_until,
+            skip_before,
             checkpoints,
             control,
         })
@@ -248,6 +279,7 @@ impl Streamer {
                 flavor: self.flavor,
                 start: self.start,
                 safe_until: self.safe_until,
+                skip_before: self.skip_before,
                 checkpoints: self.checkpoints,
                 control: self.control,
             },
@@ -319,8 +351,16 @@ async fn gtid_at(
     }
 }
 
+/// Where a stream from a Sluice dump starts, and how it treats the changes up to the last
+/// snapshot a resumed dump read chunks in (see `sluice_core::layout::metadata`).
+struct DumpStart {
+    mark: Mark,
+    safe_until: Option<BinlogPosition>,
+    skip_before: HashMap<TableName, BinlogPosition>,
+}
+
 /// The snapshot point a Sluice dump recorded.
-async fn dump_start(url: &str) -> Result<Mark, StreamError> {
+async fn dump_start(url: &str) -> Result<DumpStart, StreamError> {
     let storage = Storage::open(url)?;
     let Some(bytes) = storage.get_if_exists(METADATA_FILE).await? else {
         return Err(StreamError::Config(format!(
@@ -329,7 +369,7 @@ async fn dump_start(url: &str) -> Result<Mark, StreamError> {
     };
     let meta: DumpMetadata = serde_json::from_slice(&bytes)
         .map_err(|e| StreamError::Config(format!("--from-dump {url}/{METADATA_FILE}: {e}")))?;
-    let Some(snapshot) = meta.snapshot else {
+    let Some(snapshot) = meta.snapshot.clone() else {
         return Err(StreamError::Config(format!(
             "--from-dump {url}: the dump recorded no binlog position (consistency `{}`); give --from or --from-gtid",
             meta.consistency
@@ -340,9 +380,24 @@ async fn dump_start(url: &str) -> Result<Mark, StreamError> {
     } else {
         snapshot.gtid_set.parse()?
     };
-    Ok(Mark {
-        position: BinlogPosition::new(snapshot.binlog_file, snapshot.binlog_offset),
-        gtid,
+    let at = |s: &sluice_core::layout::SnapshotMeta| {
+        BinlogPosition::new(s.binlog_file.clone(), s.binlog_offset)
+    };
+    let skip_before = meta
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let position = meta.snapshot_at(t.snapshot).filter(|_| t.snapshot > 0)?;
+            Some((TableName::new(&t.database, &t.table), at(position)))
+        })
+        .collect();
+    Ok(DumpStart {
+        mark: Mark {
+            position: at(&snapshot),
+            gtid,
+        },
+        safe_until: meta.safe_until().map(at),
+        skip_before,
     })
 }
 
@@ -410,7 +465,7 @@ pub async fn run_relay(
             position: BinlogPosition::new("", 0),
             gtid: g.clone(),
         }),
-        StartPoint::Dump(url) => Some(dump_start(url).await?),
+        StartPoint::Dump(url) => Some(dump_start(url).await?.mark),
     };
     drop(source);
     let Some(puller) = crate::relay::Puller::lock(cfg, dir.clone())? else {

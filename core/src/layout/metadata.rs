@@ -3,6 +3,14 @@
 //! Written last, after every data file is committed: its presence is the dump's mark of
 //! completeness. `snapshot` is the binlog position and GTID set of the consistent snapshot all
 //! tables were read in; a streamer started there applies exactly the changes the dump lacks.
+//!
+//! A dump that was killed and resumed (`sluice dump --resume`) holds chunks read in more than
+//! one snapshot: `snapshot` is the first, `resumed_snapshots` the later ones, and every chunk
+//! and table names the snapshot it was read in (0 = `snapshot`). A streamer started at
+//! `snapshot` then replays up to the last snapshot in safe mode (idempotent REPLACE/DELETE by
+//! key, so changes a later chunk already holds land twice without harm), and skips a table's
+//! changes before the first snapshot any of its chunks was read in (which keeps a table without
+//! a primary key exact: it is one chunk, so one snapshot).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +39,31 @@ pub struct DumpMetadata {
     /// The session time zone the values were read in (TIMESTAMP columns depend on it).
     pub time_zone: String,
     pub tables: Vec<TableMeta>,
+    /// The snapshots a resumed dump read its remaining chunks in, in order (snapshot 1, 2, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_snapshots: Vec<SnapshotMeta>,
 }
 
 impl DumpMetadata {
     pub const VERSION: u32 = METADATA_VERSION;
+
+    /// Snapshot `n` (0 = `snapshot`, then `resumed_snapshots`).
+    pub fn snapshot_at(&self, n: u32) -> Option<&SnapshotMeta> {
+        match n {
+            0 => self.snapshot.as_ref(),
+            n => self.resumed_snapshots.get(n as usize - 1),
+        }
+    }
+
+    /// The last snapshot any chunk was read in, when that is not the first: a stream from
+    /// `snapshot` must be idempotent (safe mode) up to there.
+    pub fn safe_until(&self) -> Option<&SnapshotMeta> {
+        self.resumed_snapshots.last()
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +95,10 @@ pub struct TableMeta {
     pub rows: u64,
     pub bytes: u64,
     pub chunks: Vec<ChunkMeta>,
+    /// The first snapshot any chunk of the table (empty ones too) was read in; a stream from
+    /// the dump skips the table's changes before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshot: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +111,9 @@ pub struct ChunkMeta {
     pub bytes: u64,
     /// Order-independent row fingerprint ([`super::RowFingerprint`]), 16 hex digits.
     pub fingerprint: String,
+    /// The snapshot the chunk was read in (see [`DumpMetadata::snapshot_at`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshot: u32,
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-24T06:48:21Z`).

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! metadata.json                      written last: a dump without it is incomplete
+//! dump-progress.json                 while unfinished: the plan and the chunks done
 //! {db}-schema-create.sql             CREATE DATABASE
 //! {db}.{table}-schema.sql            CREATE TABLE (SHOW CREATE TABLE)
 //! {db}.{view}-schema-view.sql        CREATE VIEW
@@ -23,6 +24,6 @@ pub use metadata::{
     ChunkMeta, DumpMetadata, SnapshotMeta, SourceMeta, TableMeta, civil_from_days, utc_timestamp,
 };
 pub use names::{
-    Compression, DataFormat, METADATA_FILE, chunk_file, database_schema_file, table_schema_file,
-    view_schema_file,
+    Compression, DataFormat, METADATA_FILE, PROGRESS_FILE, chunk_file, database_schema_file,
+    table_schema_file, view_schema_file,
 };

@@ -8,6 +8,11 @@ use crate::CoreError;
 /// The file whose presence marks a dump complete. Always written last.
 pub const METADATA_FILE: &str = "metadata.json";
 
+/// An unfinished dump's plan and finished chunks, rewritten as chunks finish, so that
+/// `sluice dump --resume` (and a rerun job) redoes only the chunks that are not in it. Removed
+/// once `metadata.json` is written.
+pub const PROGRESS_FILE: &str = "dump-progress.json";
+
 /// The format of data files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -58,6 +58,12 @@ pub struct DumpArgs {
     /// Replace the dump files in a non-empty output.
     #[arg(long)]
     overwrite: bool,
+    /// Continue an unfinished dump in the output (killed, or failed): only the chunks its
+    /// dump-progress.json lacks are dumped, in a new snapshot, with the same settings; a stream
+    /// from the dump replays the gap in safe mode. With --overwrite, a dump that cannot be
+    /// resumed (other settings, a changed table) is taken again instead of refused.
+    #[arg(long)]
+    resume: bool,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
@@ -99,6 +105,7 @@ impl DumpArgs {
             ..CsvDialect::default()
         };
         config.overwrite = self.overwrite;
+        config.resume = self.resume;
         Ok((config, self.json))
     }
 }

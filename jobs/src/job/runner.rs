@@ -3,8 +3,9 @@
 //! The job's phase lives in the target's `sluice_meta.jobs`, written after each phase ends, so
 //! a killed job rerun with the same command continues: a finished dump (its `metadata.json`
 //! is written last) is not taken again, the import continues from its table checkpoints, the
-//! stream from its checkpoint (task = the job's name). An unfinished dump is taken again from
-//! the start (its files are replaced; chunk-level resume of the dumper is not built yet).
+//! stream from its checkpoint (task = the job's name). An unfinished dump resumes: the chunks
+//! it finished are kept, the others are read in a new snapshot (see `sluice_dumper`'s
+//! `resume.rs`), and the stream replays the gap between the snapshots in safe mode.
 //!
 //! One-shot mode streams from the dump's position until the target has caught up with the
 //! source's binlog end as it was when the stream started, then checks every table online at
@@ -271,8 +272,10 @@ async fn dump(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
     }
     let mut config = DumpConfig::new(job.source.clone(), job.storage.clone());
     config.filter = job.filter.clone();
-    // A dump that did not finish left files without metadata.json: take it again whole.
+    // A dump that did not finish goes on with the chunks it lacks; one that cannot (other
+    // settings, a changed table) is taken again whole.
     config.overwrite = true;
+    config.resume = true;
     if let Some(t) = job.dump_threads {
         config.threads = t;
     }
