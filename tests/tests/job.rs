@@ -487,6 +487,15 @@ async fn a_continuous_job_runs_its_scheduled_checksums_and_status_shows_them() {
             if v["checksums"].as_array().is_some_and(|a| !a.is_empty()) {
                 assert_eq!(v["phase"], "stream", "{v}");
                 assert!(v["transactions"].as_u64().is_some(), "{v}");
+                // The earlier phases' figures stay in the status.
+                let dumped = v["dump"]["rows"].as_u64().unwrap_or(0);
+                assert!(dumped >= 5_000, "{v}");
+                assert_eq!(v["import"]["rows"].as_u64(), Some(dumped), "{v}");
+                assert_eq!(v["dump"]["finished"], true, "{v}");
+                assert!(
+                    v["import"]["rows_per_second"].as_f64().unwrap_or(0.0) > 0.0,
+                    "{v}"
+                );
                 break v["checksums"].clone();
             }
         }
@@ -499,6 +508,21 @@ async fn a_continuous_job_runs_its_scheduled_checksums_and_status_shows_them() {
     };
     assert_eq!(checks[0]["equal"], true, "{checks}");
     assert_eq!(checks[0]["cron"], "* * * * *");
+    let metrics = http_get(port, "/metrics");
+    for line in [
+        "sluice_job_phase{phase=\"stream\"} 1",
+        "sluice_dump_rows_total ",
+        "sluice_dump_chunks_done ",
+        "sluice_import_rows_total ",
+        "sluice_import_rows_per_second ",
+        "sluice_stream_transactions_total ",
+        "sluice_checksum_last_equal 1",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "no `{line}` in /metrics:\n{metrics}"
+        );
+    }
     let history: i64 = target()
         .conn()
         .await
@@ -520,4 +544,17 @@ async fn a_continuous_job_runs_its_scheduled_checksums_and_status_shows_them() {
         "{}",
         std::fs::read_to_string(log.path()).unwrap_or_default()
     );
+}
+
+/// A plain HTTP/1.1 GET on loopback; the body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or(answer)
 }

@@ -279,7 +279,6 @@ pub async fn run(args: StreamArgs) -> ExitCode {
             handle,
             setup.token,
             Default::default(),
-            Default::default(),
         )));
     }
     let result = streamer.run(stop_rx, commands).await;

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use sluice_core::{BinlogPosition, Secret};
 use sluice_streamer::{Control, HoldRefused, Status};
+
+use super::meter::PhaseMeter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,28 +30,26 @@ pub type Checks = Arc<Mutex<Vec<serde_json::Value>>>;
 /// the stream are refused.
 pub type Phase = Arc<Mutex<String>>;
 
+/// What a job adds to the stream's own status: its phase, the dump's and import's figures,
+/// and the scheduled checksums' results. Empty for a plain `sluice stream`.
+#[derive(Clone, Default)]
+pub struct JobView {
+    pub phase: Phase,
+    pub meter: Arc<PhaseMeter>,
+    pub checks: Checks,
+}
+
 /// Serves `control` on `listener` until the task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    control: Control,
-    token: Option<Secret>,
-    checks: Checks,
-    phase: Phase,
-) {
+pub async fn serve(listener: TcpListener, control: Control, token: Option<Secret>, job: JobView) {
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
-        let (control, token, checks, phase) = (
-            control.clone(),
-            token.clone(),
-            checks.clone(),
-            phase.clone(),
-        );
+        let (control, token, job) = (control.clone(), token.clone(), job.clone());
         tokio::spawn(async move {
             let _ = tokio::time::timeout(
                 Duration::from_secs(60),
-                handle(socket, &control, token.as_ref(), &checks, &phase),
+                handle(socket, &control, token.as_ref(), &job),
             )
             .await;
         });
@@ -92,17 +92,11 @@ async fn read_request(socket: &mut TcpStream) -> Option<Request> {
     })
 }
 
-async fn handle(
-    mut socket: TcpStream,
-    control: &Control,
-    token: Option<&Secret>,
-    checks: &Checks,
-    phase: &Phase,
-) {
+async fn handle(mut socket: TcpStream, control: &Control, token: Option<&Secret>, job: &JobView) {
     let Some(req) = read_request(&mut socket).await else {
         return;
     };
-    let (code, content_type, body) = answer(&req, control, token, checks, phase).await;
+    let (code, content_type, body) = answer(&req, control, token, job).await;
     let reason = match code {
         200 => "OK",
         401 => "Unauthorized",
@@ -130,9 +124,9 @@ async fn answer(
     req: &Request,
     control: &Control,
     token: Option<&Secret>,
-    checks: &Checks,
-    phase: &Phase,
+    job: &JobView,
 ) -> (u16, &'static str, String) {
+    let (checks, phase) = (&job.checks, &job.phase);
     let gone = || {
         (
             503,
@@ -154,17 +148,16 @@ async fn answer(
     if current == "dump" || current == "import" {
         let history = checks.lock().map(|c| c.clone()).unwrap_or_default();
         return match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/status") => (
-                200,
-                JSON,
-                json(serde_json::json!({"phase": current, "checksums": history})),
-            ),
+            ("GET", "/status") => {
+                let mut map = job.meter.status();
+                map.insert("phase".into(), current.clone().into());
+                map.insert("checksums".into(), history.into());
+                (200, JSON, serde_json::Value::Object(map).to_string())
+            }
             ("GET", "/metrics") => (
                 200,
                 "text/plain; version=0.0.4",
-                format!(
-                    "# HELP sluice_job_phase 1 for the job's current phase.\n# TYPE sluice_job_phase gauge\nsluice_job_phase{{phase=\"{current}\"}} 1\n"
-                ),
+                format!("{}{}", phase_metric(&current), job.meter.metrics()),
             ),
             _ => (
                 409,
@@ -187,6 +180,7 @@ async fn answer(
                 let history = checks.lock().map(|c| c.clone()).unwrap_or_default();
                 if let Some(map) = v.as_object_mut() {
                     map.insert("checksums".into(), serde_json::Value::Array(history));
+                    map.extend(job.meter.status());
                 }
                 (200, JSON, v.to_string())
             }
@@ -196,6 +190,10 @@ async fn answer(
             Ok(s) => {
                 let last = checks.lock().ok().and_then(|c| c.last().cloned());
                 let mut text = metrics(&s);
+                if !current.is_empty() {
+                    text.push_str(&phase_metric(&current));
+                }
+                text.push_str(&job.meter.metrics());
                 if let Some(last) = last {
                     let equal = last["equal"].as_bool().map_or(-1, i32::from);
                     text.push_str(&format!(
@@ -303,6 +301,12 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn phase_metric(current: &str) -> String {
+    format!(
+        "# HELP sluice_job_phase 1 for the job's current phase.\n# TYPE sluice_job_phase gauge\nsluice_job_phase{{phase=\"{current}\"}} 1\n"
+    )
 }
 
 /// The status as Prometheus text.

@@ -21,6 +21,8 @@ use sluice_checksum::{Checker, ChecksumConfig, Hold, SyncHandle, SyncPoints, syn
 use sluice_core::layout::{Compression, DataFormat, METADATA_FILE};
 use sluice_core::{BinlogPosition, Endpoint, Storage, quote_string};
 use sluice_dumper::{DumpConfig, Dumper, LogObserver};
+
+use crate::control::meter::PhaseMeter;
 use sluice_importer::{ImportConfig, ImportLog, Importer};
 use sluice_streamer::{Control, StartPoint, StreamConfig, Streamer};
 use tokio::sync::watch;
@@ -178,8 +180,9 @@ pub async fn run(
     // that arrives before streaming begins is handled when it does.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let (control, commands) = Control::new();
-    let checks: crate::control::server::Checks = Default::default();
-    let shown_phase: crate::control::server::Phase = Default::default();
+    let view = crate::control::server::JobView::default();
+    let (checks, shown_phase, meter) =
+        (view.checks.clone(), view.phase.clone(), view.meter.clone());
     set_phase(&shown_phase, "dump");
     let server = match job.control_listen {
         Some(addr) => {
@@ -194,8 +197,7 @@ pub async fn run(
                 listener,
                 control.clone(),
                 job.control_token.clone(),
-                checks.clone(),
-                shown_phase.clone(),
+                view,
             )))
         }
         None => None,
@@ -216,7 +218,7 @@ pub async fn run(
         return Ok(summary);
     }
     if at_or_before("dump", &phase) {
-        dump(&job, &mut summary).await?;
+        dump(&job, &meter, &mut summary).await?;
         state.set("import").await?;
     }
     // With a relay log the source's binlog is kept from the dump's position on while the
@@ -224,7 +226,7 @@ pub async fn run(
     let relay = job.relay_dir.as_ref().map(|dir| start_relay(&job, dir));
     if at_or_before("import", &phase) {
         set_phase(&controls.phase, "import");
-        import(&job, &mut summary).await?;
+        import(&job, &meter, &mut summary).await?;
         state.set("stream").await?;
     }
     let equal = stream(&job, &path, hangups, controls, &mut summary, &mut stop).await;
@@ -255,7 +257,11 @@ pub async fn run(
     Ok(summary)
 }
 
-async fn dump(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
+async fn dump(
+    job: &Job,
+    meter: &Arc<PhaseMeter>,
+    summary: &mut JobSummary,
+) -> Result<(), JobFailed> {
     summary.phases.push("dump".into());
     let storage = Storage::open(&job.storage).map_err(|e| fail(ExitCode::UsageOrInput, e))?;
     if storage
@@ -296,12 +302,14 @@ async fn dump(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
     let dumper = Dumper::build(config)
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("dump: {e}")))?;
-    let s = dumper
-        .run(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            Arc::new(crate::progress::DumpBars::new()) as Arc<dyn sluice_dumper::DumpObserver>
+    let shown: Arc<dyn sluice_dumper::DumpObserver> =
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Arc::new(crate::progress::DumpBars::new())
         } else {
             Arc::new(LogObserver::default())
-        })
+        };
+    let s = dumper
+        .run(meter.dump(shown))
         .await
         .map_err(|e| fail(transient_or_input(e.is_transient()), format!("dump: {e}")))?;
     summary.dumped_rows = s.rows;
@@ -312,16 +320,20 @@ async fn dump(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
     Ok(())
 }
 
-async fn import(job: &Job, summary: &mut JobSummary) -> Result<(), JobFailed> {
+async fn import(
+    job: &Job,
+    meter: &Arc<PhaseMeter>,
+    summary: &mut JobSummary,
+) -> Result<(), JobFailed> {
     summary.phases.push("import".into());
     let mut config = ImportConfig::new(job.storage.clone(), job.target.clone());
     config.filter = job.filter.clone();
     config.routes = job.routes.clone();
-    config.observer = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    config.observer = meter.import(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Arc::new(crate::progress::ImportBars::new())
     } else {
         Arc::new(ImportLog::default())
-    };
+    });
     if let Some(t) = job.import_threads {
         config.threads = t;
     }
