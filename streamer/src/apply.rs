@@ -141,6 +141,7 @@ impl Applier {
                 Ok(()) => break,
                 Err(e) if is_connection_error(&e) && started.elapsed() < RECONNECT_FOR => {
                     tracing::warn!(worker = self.id, error = %e, "target connection lost while applying; reconnecting");
+                    self.progress.recovered_error();
                     if self.reconnect_and_check(&last.position).await? {
                         break;
                     }

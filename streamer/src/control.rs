@@ -31,9 +31,13 @@ pub struct Status {
     pub rows: u64,
     pub in_flight: usize,
     pub lag_seconds: u64,
+    /// Source binlog bytes not applied yet, from the last heartbeat (0 across a file change).
+    pub lag_bytes: u64,
     pub events: u64,
     pub binlog_bytes: u64,
     pub reconnects: u64,
+    /// Errors the stream recovered from: source reconnects and target reconnects.
+    pub errors: u64,
     pub safe_mode_until: Option<String>,
 }
 

@@ -611,9 +611,11 @@ impl Coordinator {
             } else {
                 0
             },
+            lag_bytes: r.lag_bytes(&snap.low.position),
             events: r.events,
             binlog_bytes: r.bytes,
             reconnects: r.reconnects,
+            errors: r.reconnects + snap.recovered_errors,
             safe_mode_until: self.setup.safe_until.as_ref().map(ToString::to_string),
         }
     }
@@ -752,12 +754,7 @@ impl Rates {
         } else {
             0
         };
-        let lag_bytes = match &s.source_end {
-            Some((file, end)) if *file == snap.low.position.file => {
-                u64::from(*end).saturating_sub(snap.low.position.offset & 0xFFFF_FFFF)
-            }
-            _ => 0,
-        };
+        let lag_bytes = s.lag_bytes(&snap.low.position);
         eprintln!(
             "sluice stream: at {} ({}); lag {lag_secs} s, {lag_bytes} bytes; {:.0} events/s, {:.0} rows/s; {} transactions, {} rows applied",
             snap.low.position,

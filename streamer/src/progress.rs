@@ -26,6 +26,8 @@ struct State {
     rows: u64,
     /// Source commit time of the newest committed transaction.
     last_commit_timestamp: u32,
+    /// Target errors an applier recovered from (a lost connection, reconnected).
+    recovered_errors: u64,
 }
 
 /// Shared by the dispatcher (which registers) and the appliers (which commit).
@@ -43,6 +45,7 @@ pub struct Snapshot {
     pub transactions: u64,
     pub rows: u64,
     pub last_commit_timestamp: u32,
+    pub recovered_errors: u64,
 }
 
 impl Progress {
@@ -55,6 +58,7 @@ impl Progress {
                 transactions: 0,
                 rows: 0,
                 last_commit_timestamp: 0,
+                recovered_errors: 0,
             }),
             changed: Notify::new(),
         }
@@ -62,6 +66,11 @@ impl Progress {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An applier lost its target connection and goes on after reconnecting.
+    pub fn recovered_error(&self) {
+        self.lock().recovered_errors += 1;
     }
 
     /// A transaction leaves the dispatcher; `end` is the mark after it.
@@ -155,6 +164,7 @@ impl Progress {
             transactions: s.transactions,
             rows: s.rows,
             last_commit_timestamp: s.last_commit_timestamp,
+            recovered_errors: s.recovered_errors,
         }
     }
 }

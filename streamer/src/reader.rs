@@ -88,6 +88,19 @@ pub struct ReaderStatus {
     pub source_end: Option<(String, u32)>,
 }
 
+impl ReaderStatus {
+    /// Bytes of the source's binlog past `applied`, as far as the last heartbeat tells: 0 when
+    /// the source has moved to another file since (the count would need every file's size).
+    pub fn lag_bytes(&self, applied: &BinlogPosition) -> u64 {
+        match &self.source_end {
+            Some((file, end)) if *file == applied.file => {
+                u64::from(*end).saturating_sub(applied.offset & 0xFFFF_FFFF)
+            }
+            _ => 0,
+        }
+    }
+}
+
 pub struct ReaderConfig {
     pub source: Endpoint,
     pub flavor: Flavor,

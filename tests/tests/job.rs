@@ -516,6 +516,9 @@ async fn a_continuous_job_runs_its_scheduled_checksums_and_status_shows_them() {
         "sluice_import_rows_total ",
         "sluice_import_rows_per_second ",
         "sluice_stream_transactions_total ",
+        "sluice_stream_lag_seconds ",
+        "sluice_stream_lag_bytes ",
+        "sluice_stream_errors_total 0",
         "sluice_checksum_last_equal 1",
     ] {
         assert!(

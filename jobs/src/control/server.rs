@@ -323,8 +323,12 @@ fn metrics(s: &Status) -> String {
          # TYPE sluice_stream_events_total counter\nsluice_stream_events_total {}\n\
          # HELP sluice_stream_lag_seconds Seconds behind the source.\n\
          # TYPE sluice_stream_lag_seconds gauge\nsluice_stream_lag_seconds {}\n\
+         # HELP sluice_stream_lag_bytes Source binlog bytes not applied yet (0 across a file change).\n\
+         # TYPE sluice_stream_lag_bytes gauge\nsluice_stream_lag_bytes {}\n\
          # HELP sluice_stream_reconnects_total Binlog reconnects.\n\
          # TYPE sluice_stream_reconnects_total counter\nsluice_stream_reconnects_total {}\n\
+         # HELP sluice_stream_errors_total Errors recovered from (source and target reconnects).\n\
+         # TYPE sluice_stream_errors_total counter\nsluice_stream_errors_total {}\n\
          # HELP sluice_stream_state 1 for the current state.\n\
          # TYPE sluice_stream_state gauge\n\
          sluice_stream_state{{state=\"running\"}} {}\nsluice_stream_state{{state=\"paused\"}} {}\nsluice_stream_state{{state=\"held\"}} {}\n",
@@ -333,7 +337,9 @@ fn metrics(s: &Status) -> String {
         s.binlog_bytes,
         s.events,
         s.lag_seconds,
+        s.lag_bytes,
         s.reconnects,
+        s.errors,
         state("running"),
         state("paused"),
         state("held"),
