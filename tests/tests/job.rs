@@ -1,6 +1,7 @@
 //! `sluice run JOB.toml` end to end: a one-shot job with S3 storage (moto) under live writes
 //! ends with the online checksum equal; a job killed with SIGKILL in its phases continues when
-//! the same command runs again; a malformed job file is refused with its place named.
+//! the same command runs again (one killed in its dump keeps the chunks it finished); a
+//! malformed job file is refused with its place named.
 
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
@@ -200,6 +201,104 @@ async fn a_job_killed_in_its_phases_continues_when_run_again() {
     assert_eq!(
         all_rows(&mut s, &name_sql, "id").await.len(),
         all_rows(&mut t, &name_sql, "id").await.len()
+    );
+}
+
+/// The dump's finished chunk files as `dump-progress.json` lists them, with inode and mtime.
+fn finished_chunks(dir: &std::path::Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(text) = std::fs::read(dir.join("dump-progress.json")) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for table in v["tables"].as_array().into_iter().flatten() {
+        for chunk in table["chunks"].as_array().into_iter().flatten() {
+            if let Some(file) = chunk["done"]["file"].as_str()
+                && let Ok(m) = std::fs::metadata(dir.join(file))
+            {
+                out.push((file.to_owned(), m.ino(), m.mtime(), m.mtime_nsec()));
+            }
+        }
+    }
+    out
+}
+
+// Multi-threaded: the writer keeps writing while the test waits on the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_during_its_dump_keeps_the_chunks_it_finished() {
+    let db = unique_name("job_dump_kill");
+    seed(&db, 200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("job_dump_kill");
+    let storage = dir.path().join("dump");
+    let path = job_file(
+        dir.path(),
+        &name,
+        &db,
+        storage.to_str().unwrap(),
+        "one-shot",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[dump]\nthreads = 2\nchunk_rows = 20000\n",
+        "[dump]\nthreads = 1\nchunk_rows = 2000\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let writes = tokio::spawn(writer(db.clone(), 6));
+    let mut child = run_job(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let kept = loop {
+        let done = finished_chunks(&storage);
+        if done.len() >= 5 {
+            break done;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job's dump recorded no finished chunks"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !storage.join("metadata.json").exists(),
+        "the dump ended before the kill"
+    );
+    // Writes go on between the runs (between the dump's two snapshots); the rerun's one-shot
+    // stream catches up with all of them.
+    writes.await.unwrap();
+    let mut c = run_job(&path);
+    c.env("SLUICE_LOG", "info");
+    let o = tokio::task::spawn_blocking(move || output(c))
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "rerun: {log}");
+    assert!(log.contains("resuming the dump"), "{log}");
+    assert!(log.contains("safe mode"), "{log}");
+    let now = finished_chunks(&storage);
+    assert!(now.is_empty(), "the progress file stays after the dump");
+    for (file, ino, mtime, nsec) in kept {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(storage.join(&file)).unwrap();
+        assert_eq!(
+            (m.ino(), m.mtime(), m.mtime_nsec()),
+            (ino, mtime, nsec),
+            "{file} was dumped again"
+        );
+    }
+    let name_sql = format!("`{db}`.`big`");
+    let (mut s, mut t) = (source().conn().await, target().conn().await);
+    assert_eq!(
+        checksum_table(&mut s, &name_sql).await,
+        checksum_table(&mut t, &name_sql).await,
+        "CHECKSUM TABLE after the resumed job"
     );
 }
 
