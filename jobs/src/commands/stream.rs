@@ -284,6 +284,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
     let result = streamer.run(stop_rx, commands).await;
     signals.abort();
     if let Some(s) = server {
+        crate::control::server::drain(Duration::from_secs(2)).await;
         s.abort();
     }
     match result {

@@ -12,6 +12,7 @@
 //! With a token set, every POST needs `Authorization: Bearer TOKEN` (401 otherwise); the
 //! stream refuses to listen on a non-loopback address without one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,18 @@ pub struct JobView {
     pub checks: Checks,
 }
 
+/// Requests being answered; see [`drain`].
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits (at most `limit`) for the answers being written: a `POST /stop` ends the stream, and
+/// the process must not exit before the caller has its answer.
+pub async fn drain(limit: Duration) {
+    let started = std::time::Instant::now();
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Serves `control` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, control: Control, token: Option<Secret>, job: JobView) {
     loop {
@@ -46,12 +59,14 @@ pub async fn serve(listener: TcpListener, control: Control, token: Option<Secret
             continue;
         };
         let (control, token, job) = (control.clone(), token.clone(), job.clone());
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let _ = tokio::time::timeout(
                 Duration::from_secs(60),
                 handle(socket, &control, token.as_ref(), &job),
             )
             .await;
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

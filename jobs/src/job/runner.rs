@@ -237,6 +237,7 @@ pub async fn run(
         }
     }
     if let Some(s) = server {
+        crate::control::server::drain(std::time::Duration::from_secs(2)).await;
         s.abort();
     }
     let equal = equal?;
