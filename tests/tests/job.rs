@@ -166,16 +166,36 @@ async fn a_job_killed_in_its_phases_continues_when_run_again() {
         storage.to_str().unwrap(),
         "one-shot",
     );
-    for delay_ms in [300u64, 900, 1600, 2600] {
+    // Each run is killed some time after the job reached a phase (the phase it records is the
+    // next one to run): in the dump, in the import, in the stream.
+    let mut killed_in = Vec::new();
+    for (phase, delay_ms) in [("dump", 300u64), ("import", 150), ("stream", 200)] {
         let mut c = run_job(&path);
         let mut child = c
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let started = Instant::now();
+        while job_phase(&name).await.as_deref().unwrap_or("dump") != phase
+            && child.try_wait().unwrap().is_none()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no {phase} phase"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         std::thread::sleep(Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        let at = job_phase(&name).await.unwrap_or_else(|| "dump".into());
         let _ = child.kill();
         let _ = child.wait();
+        assert!(
+            !finished,
+            "the run meant to be killed in its {phase} phase finished"
+        );
+        killed_in.push(at);
         // Writes go on between the runs: the stream must carry them.
         let mut s = source().conn().await;
         s.query_drop(format!(
@@ -184,6 +204,7 @@ async fn a_job_killed_in_its_phases_continues_when_run_again() {
         .await
         .unwrap();
     }
+    assert_eq!(killed_in, ["dump", "import", "stream"]);
     let o = output(run_job(&path));
     assert!(
         o.status.success(),
@@ -659,4 +680,12 @@ fn http_get(port: u16, path: &str) -> String {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or(answer)
+}
+
+/// The phase `sluice_meta.jobs` records for a job (the next one to run), if any.
+async fn job_phase(name: &str) -> Option<String> {
+    let mut t = target().conn().await;
+    t.exec_first("SELECT phase FROM sluice_meta.jobs WHERE name = ?", (name,))
+        .await
+        .unwrap_or(None)
 }
