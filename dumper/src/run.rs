@@ -194,12 +194,13 @@ impl Dumper {
         }
         let (mut progress, tables) = match resume {
             Some(mut p) => {
-                let done = p.chunk_count() - p.pending().len();
+                let pending = p.pending().len();
+                let done = p.chunk_count() - pending;
                 tracing::info!(
                     "resuming the dump in {}: {done} of {} chunks done in earlier runs; the other {} are read in a new snapshot{}",
                     storage.url(),
                     p.chunk_count(),
-                    p.pending().len(),
+                    pending,
                     snap.position
                         .as_ref()
                         .map(|s| format!(" at {}:{}", s.binlog_file, s.binlog_offset))

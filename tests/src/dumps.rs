@@ -134,3 +134,36 @@ async fn load_csv(
             .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
+
+/// Who a file is on disk (inode, mtime seconds and nanoseconds): unchanged when nobody
+/// rewrote it.
+pub type FileIdentity = (u64, i64, i64);
+
+/// The chunk files an unfinished dump's `dump-progress.json` lists as finished, each with
+/// its [`FileIdentity`]; empty when there is no progress file (or it is being replaced).
+pub fn finished_chunks(dir: &Path) -> std::collections::BTreeMap<String, FileIdentity> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(text) = std::fs::read(dir.join("dump-progress.json")) else {
+        return out;
+    };
+    let Ok(progress) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return out;
+    };
+    for table in progress["tables"].as_array().into_iter().flatten() {
+        for chunk in table["chunks"].as_array().into_iter().flatten() {
+            if let Some(file) = chunk["done"]["file"].as_str()
+                && let Some(identity) = file_identity(&dir.join(file))
+            {
+                out.insert(file.to_owned(), identity);
+            }
+        }
+    }
+    out
+}
+
+/// A file's [`FileIdentity`], `None` when it is not there.
+pub fn file_identity(path: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec()))
+}

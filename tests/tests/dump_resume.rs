@@ -7,16 +7,13 @@
 
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
-use sluice_tests::dumps::{read_metadata, restore};
+use sluice_tests::dumps::{file_identity, finished_chunks, read_metadata, restore};
 use sluice_tests::stream::{Background, binlog_end};
 use sluice_tests::tools::all_rows;
 use sluice_tests::{source, target, unique_name};
@@ -99,26 +96,6 @@ async fn writer(db: String, stop: Arc<AtomicBool>, commits: Arc<AtomicU64>) {
         commits.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-/// The chunk files `dump-progress.json` lists as finished, with their inode and mtime.
-fn finished_chunks(dir: &Path) -> BTreeMap<String, (u64, i64, i64)> {
-    let Ok(text) = std::fs::read(dir.join("dump-progress.json")) else {
-        return BTreeMap::new();
-    };
-    let Ok(progress) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for table in progress["tables"].as_array().into_iter().flatten() {
-        for chunk in table["chunks"].as_array().into_iter().flatten() {
-            if let Some(file) = chunk["done"]["file"].as_str() {
-                let m = std::fs::metadata(dir.join(file)).unwrap();
-                out.insert(file.to_owned(), (m.ino(), m.mtime(), m.mtime_nsec()));
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,10 +183,9 @@ async fn killed_dump_resumes(compact: bool) {
 
     // The chunks finished before the kill were not written again.
     for (file, identity) in &kept {
-        let m = std::fs::metadata(out.path().join(file)).unwrap();
         assert_eq!(
-            (m.ino(), m.mtime(), m.mtime_nsec()),
-            *identity,
+            file_identity(&out.path().join(file)),
+            Some(*identity),
             "{file} was rewritten by the resume"
         );
     }

@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
+use sluice_tests::dumps::{file_identity, finished_chunks};
 use sluice_tests::tools::{all_rows, checksum_table};
 use sluice_tests::types_table::seed_types_table;
 use sluice_tests::{s3, source, target, unique_name};
@@ -225,28 +226,6 @@ async fn a_job_killed_in_its_phases_continues_when_run_again() {
     );
 }
 
-/// The dump's finished chunk files as `dump-progress.json` lists them, with inode and mtime.
-fn finished_chunks(dir: &std::path::Path) -> Vec<(String, u64, i64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(text) = std::fs::read(dir.join("dump-progress.json")) else {
-        return Vec::new();
-    };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for table in v["tables"].as_array().into_iter().flatten() {
-        for chunk in table["chunks"].as_array().into_iter().flatten() {
-            if let Some(file) = chunk["done"]["file"].as_str()
-                && let Ok(m) = std::fs::metadata(dir.join(file))
-            {
-                out.push((file.to_owned(), m.ino(), m.mtime(), m.mtime_nsec()));
-            }
-        }
-    }
-    out
-}
-
 // Multi-threaded: the writer keeps writing while the test waits on the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_killed_during_its_dump_keeps_the_chunks_it_finished() {
@@ -305,12 +284,10 @@ async fn a_job_killed_during_its_dump_keeps_the_chunks_it_finished() {
     assert!(log.contains("safe mode"), "{log}");
     let now = finished_chunks(&storage);
     assert!(now.is_empty(), "the progress file stays after the dump");
-    for (file, ino, mtime, nsec) in kept {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(storage.join(&file)).unwrap();
+    for (file, identity) in kept {
         assert_eq!(
-            (m.ino(), m.mtime(), m.mtime_nsec()),
-            (ino, mtime, nsec),
+            file_identity(&storage.join(&file)),
+            Some(identity),
             "{file} was dumped again"
         );
     }
