@@ -148,11 +148,53 @@ struct Building {
 }
 
 /// The position of the event being read.
+#[derive(Debug, Default)]
 pub(crate) struct Cursor {
     pub(crate) file: String,
     pub(crate) offset: u64,
     /// After a GTID start: the next real event's `log_pos` says where we are.
     pub(crate) resync: bool,
+    /// After a GTID start: an offset in `file` the stream is known to be past (the mark it
+    /// was asked from), which gives a re-based offset its bits above 32. Zero when unknown.
+    pub(crate) floor: u64,
+    /// After a start from the file's beginning (past 4 GiB without a GTID position): events
+    /// that start before this offset of `file` were applied already and are only read over.
+    pub(crate) skip_to: u64,
+}
+
+impl Cursor {
+    /// A cursor at a known position.
+    pub(crate) fn at(file: &str, offset: u64) -> Cursor {
+        Cursor {
+            file: file.to_owned(),
+            offset,
+            ..Cursor::default()
+        }
+    }
+
+    /// Moves to the file a ROTATE names. After a GTID start the floor holds only in the file
+    /// it was taken in; a skip only in the file being re-read.
+    pub(crate) fn rotate(&mut self, file: String, offset: u64) {
+        if file != self.file {
+            self.floor = 0;
+            self.skip_to = 0;
+        }
+        self.file = file;
+        self.offset = offset;
+    }
+
+    /// Whether an event starting at `start` is before the resume point of a re-read file
+    /// (and so already applied); the skip ends at the first event that is not.
+    pub(crate) fn skips(&mut self, start: u64) -> bool {
+        if self.skip_to == 0 {
+            return false;
+        }
+        if start < self.skip_to {
+            return true;
+        }
+        self.skip_to = 0;
+        false
+    }
 }
 
 pub struct Reader {
@@ -271,7 +313,7 @@ impl Reader {
         if let Some(relay) = self.cfg.relay.clone() {
             return self.relay_session(&relay).await;
         }
-        let (mut stream, by_gtid) = open_stream(
+        let (mut stream, mut cursor) = open_stream(
             &self.cfg.source,
             self.cfg.flavor,
             self.cfg.server_id,
@@ -282,11 +324,6 @@ impl Reader {
             OpenError::Server(e) => self.stream_error(e),
             OpenError::Config(e) => e,
         })?;
-        let mut cursor = Cursor {
-            file: self.boundary.position.file.clone(),
-            offset: self.boundary.position.offset,
-            resync: by_gtid,
-        };
         let mut building: Option<Building> = None;
         let mut first_event = true;
         loop {
@@ -358,11 +395,7 @@ impl Reader {
             {
                 continue; // decoded for its format and table maps only
             }
-            let mut cursor = Cursor {
-                file,
-                offset: record.before,
-                resync: false,
-            };
+            let mut cursor = Cursor::at(&file, record.before);
             let done = self
                 .handle_event(&decoder, &ev, &mut cursor, &mut building, parsed == 1)
                 .await?;
@@ -403,11 +436,13 @@ impl Reader {
         if !artificial && kind != et::ROTATE {
             advance(cursor, h.event_size(), h.log_pos());
         }
+        if kind != et::ROTATE && cursor.skips(at.offset) {
+            return Ok(None); // re-reading a file up to the resume point
+        }
         match kind {
             et::ROTATE => {
                 let (position, name) = rotate_body(ev, first_event);
-                cursor.file = name;
-                cursor.offset = position;
+                cursor.rotate(name, position);
                 // A GTID start names the file, not the offset: re-base on the next event.
                 cursor.resync = cursor.resync && artificial;
                 let mark = Mark {
@@ -826,16 +861,20 @@ pub(crate) enum OpenError {
     Config(StreamError),
 }
 
-/// Connects to `source` as replica `server_id` and asks for the binlog from `mark`: by file and
-/// offset while the offset fits COM_BINLOG_DUMP's 32 bits, by GTID (MariaDB) beyond or when
-/// the mark has no file. Returns the stream and whether it was asked by GTID (the first real
-/// event then re-bases the offset).
+/// Connects to `source` as replica `server_id` and asks for the binlog from `mark`, returning
+/// the stream and the cursor to read it with.
+///
+/// COM_BINLOG_DUMP takes a 32-bit offset, so a mark past 4 GiB of its file is asked for, in
+/// order of preference: by GTID (MariaDB, when the mark has a GTID set; the first real event
+/// re-bases the offset, its high bits from the mark), else from the start of the file, reading
+/// over everything before the mark (MySQL, or a mark without GTIDs such as the relay log's).
+/// A mark with no file is asked for by GTID.
 pub(crate) async fn open_stream(
     source: &Endpoint,
     flavor: Flavor,
     server_id: u32,
     mark: &Mark,
-) -> Result<(BinlogStream, bool), OpenError> {
+) -> Result<(BinlogStream, Cursor), OpenError> {
     let opts = OptsBuilder::from_opts(source.opts())
         // Row events of big rows exceed the server's max_allowed_packet (see notes).
         .max_allowed_packet(Some(1 << 30));
@@ -852,7 +891,10 @@ pub(crate) async fn open_stream(
                 )));
             }
         };
-    let by_gtid = mark.position.offset > u64::from(u32::MAX) || mark.position.file.is_empty();
+    let past_4gib = mark.position.offset > u64::from(u32::MAX);
+    let by_gtid = mark.position.file.is_empty()
+        || (past_4gib && flavor == Flavor::MariaDb && !mark.gtid.is_empty());
+    let from_file_start = past_4gib && !by_gtid;
     let mut setup = vec![format!(
         "SET @master_heartbeat_period = {}",
         HEARTBEAT.as_nanos()
@@ -865,9 +907,9 @@ pub(crate) async fn open_stream(
         }
     } else if by_gtid {
         return Err(OpenError::Config(StreamError::Config(format!(
-            "resuming {} past 4 GiB or from a GTID set alone needs COM_BINLOG_DUMP_GTID, \
+            "starting {} from a GTID set alone needs COM_BINLOG_DUMP_GTID, \
              which Sluice does not send to MySQL yet; give --from FILE:OFFSET",
-            mark.position
+            mark.gtid
         ))));
     }
     for sql in &setup {
@@ -875,14 +917,23 @@ pub(crate) async fn open_stream(
     }
     let file = mark.position.file.clone().into_bytes();
     let mut request = BinlogStreamRequest::new(server_id);
-    if !by_gtid {
+    let mut cursor = Cursor::at(&mark.position.file, mark.position.offset);
+    if by_gtid {
+        cursor.resync = true;
+        cursor.floor = mark.position.offset;
+    } else if from_file_start {
+        tracing::warn!(position = %mark.position, "past 4 GiB without a GTID position: reading the file again from its start up to there");
+        cursor.offset = 4;
+        cursor.skip_to = mark.position.offset;
+        request = request.with_filename(&file).with_pos(4u64);
+    } else {
         request = request.with_filename(&file).with_pos(mark.position.offset);
     }
     let stream = conn
         .get_binlog_stream(request)
         .await
         .map_err(OpenError::Server)?;
-    Ok((stream, by_gtid))
+    Ok((stream, cursor))
 }
 
 /// Moves the cursor past a real event of `size` bytes whose header says it ends at `log_pos`.
@@ -891,9 +942,17 @@ pub(crate) async fn open_stream(
 /// the server leaves out events a replica does not ask for (MariaDB sends no ANNOTATE_ROWS
 /// unless asked), so the file may hold more bytes than the stream carried, never fewer; the
 /// modular step keeps the count exact past 4 GiB.
+///
+/// After a GTID start the end is the first offset past the floor (or the ROTATE's offset)
+/// whose low 32 bits are `log_pos`.
 pub(crate) fn advance(cursor: &mut Cursor, size: u32, log_pos: u32) {
     if cursor.resync {
-        cursor.offset = (cursor.offset & !0xFFFF_FFFF) | u64::from(log_pos);
+        let low = cursor.offset.max(cursor.floor);
+        let mut end = (low & !0xFFFF_FFFF) | u64::from(log_pos);
+        if end <= low {
+            end += 1 << 32;
+        }
+        cursor.offset = end;
         cursor.resync = false;
         return;
     }
@@ -983,11 +1042,7 @@ mod tests {
 
     #[test]
     fn offsets_follow_sizes_and_rebase_after_a_gtid_start() {
-        let mut c = Cursor {
-            file: "f".into(),
-            offset: 4,
-            resync: false,
-        };
+        let mut c = Cursor::at("f", 4);
         advance(&mut c, 100, 104);
         assert_eq!(c.offset, 104);
         // Past 4 GiB log_pos holds the low 32 bits only.
@@ -996,18 +1051,44 @@ mod tests {
         advance(&mut c, 30, (end & 0xFFFF_FFFF) as u32);
         assert_eq!(c.offset, end);
         let mut g = Cursor {
-            file: "f".into(),
-            offset: 4,
             resync: true,
+            ..Cursor::at("f", 4)
         };
         advance(&mut g, 50, 9_000);
         assert_eq!(g.offset, 9_000);
-        // Events the server left out (ANNOTATE_ROWS) still count, also across 4 GiB.
-        let mut s = Cursor {
-            file: "f".into(),
-            offset: 1_000,
-            resync: false,
+        // A GTID start past 4 GiB: the mark asked from gives the high bits, whatever offset
+        // the server's ROTATE named.
+        let mark = (4u64 << 30) + 700;
+        let mut h = Cursor {
+            resync: true,
+            floor: mark,
+            ..Cursor::at("f", mark)
         };
+        h.rotate("f".into(), 4);
+        let end = mark + 90;
+        advance(&mut h, 90, end as u32);
+        assert_eq!(h.offset, end);
+        // …and its low 32 bits may be smaller than the mark's.
+        let mark = (1u64 << 32) - 20;
+        let mut w = Cursor {
+            resync: true,
+            floor: mark,
+            ..Cursor::at("f", mark)
+        };
+        w.rotate("f".into(), 4);
+        advance(&mut w, 60, (mark + 60) as u32);
+        assert_eq!(w.offset, mark + 60);
+        // A GTID start that lands in a later file is near its start.
+        let mut n = Cursor {
+            resync: true,
+            floor: mark,
+            ..Cursor::at("f", mark)
+        };
+        n.rotate("g".into(), 4);
+        advance(&mut n, 60, 400);
+        assert_eq!(n.offset, 400);
+        // Events the server left out (ANNOTATE_ROWS) still count, also across 4 GiB.
+        let mut s = Cursor::at("f", 1_000);
         advance(&mut s, 42, 1_140);
         assert_eq!(s.offset, 1_140);
         s.offset = u64::from(u32::MAX) - 50;
@@ -1015,6 +1096,24 @@ mod tests {
         advance(&mut s, 42, end as u32);
         assert_eq!(s.offset, end);
         assert!(end > u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn a_file_read_again_is_skipped_up_to_the_resume_point() {
+        let mut c = Cursor {
+            skip_to: 5_000_000_000,
+            ..Cursor::at("f", 4)
+        };
+        assert!(c.skips(4));
+        assert!(c.skips(4_999_999_999));
+        assert!(!c.skips(5_000_000_000));
+        assert!(!c.skips(4), "the skip ends at the resume point");
+        let mut r = Cursor {
+            skip_to: 5_000_000_000,
+            ..Cursor::at("f", 4)
+        };
+        r.rotate("g".into(), 4);
+        assert!(!r.skips(10), "a skip holds only in the file read again");
     }
 
     #[test]

@@ -78,11 +78,7 @@ impl Puller {
             _lock: lock,
             index,
             writer: None,
-            cursor: Cursor {
-                file: String::new(),
-                offset: 0,
-                resync: false,
-            },
+            cursor: Cursor::default(),
             fde: None,
             records: 0,
         }))
@@ -108,13 +104,8 @@ impl Puller {
         last.end_offset = offset;
         // The next connection starts a segment of its own.
         last.closed = true;
-        if offset > u64::from(u32::MAX) {
-            return Err(StreamError::Config(format!(
-                "the relay log ends past 4 GiB of {} ({offset}); resuming the pull there needs its GTID position, \
-                 which the relay does not record yet: start the relay again from a GTID (--from-gtid)",
-                last.file
-            )));
-        }
+        // Past 4 GiB of a file the pull resumes by reading that file again from its start
+        // (the relay records no GTID position): see `open_stream`.
         let position = BinlogPosition::new(last.file.clone(), offset);
         tracing::info!(%position, "relay log: resuming the pull");
         Ok(Mark {
@@ -158,13 +149,19 @@ impl Puller {
                         }
                     }
                     delay = (delay * 2).min(Duration::from_secs(5));
-                    if !self.cursor.file.is_empty() && !self.cursor.resync {
+                    // Resume after the last stored event (still the old mark while a file
+                    // was being read over up to it). No GTID set: the cursor may be inside a
+                    // transaction, and a GTID start can only be at a transaction's beginning.
+                    if !self.cursor.file.is_empty()
+                        && !self.cursor.resync
+                        && self.cursor.skip_to == 0
+                    {
                         mark = Mark {
                             position: BinlogPosition::new(
                                 self.cursor.file.clone(),
                                 self.cursor.offset,
                             ),
-                            gtid: mark.gtid.clone(),
+                            gtid: GtidSet::default(),
                         };
                     }
                 }
@@ -183,18 +180,14 @@ impl Puller {
         mark: &Mark,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), StreamError> {
-        let (mut stream, by_gtid) =
+        let (mut stream, cursor) =
             open_stream(&self.cfg.source, self.cfg.flavor, self.cfg.server_id, mark)
                 .await
                 .map_err(|e| match e {
                     OpenError::Server(e) => self.error(e),
                     OpenError::Config(e) => e,
                 })?;
-        self.cursor = Cursor {
-            file: mark.position.file.clone(),
-            offset: mark.position.offset,
-            resync: by_gtid,
-        };
+        self.cursor = cursor;
         let mut first_event = true;
         let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
         let mut purge_tick = tokio::time::interval(Duration::from_secs(10));
@@ -256,6 +249,11 @@ impl Puller {
         let size = h.event_size();
         if kind == et::ROTATE {
             let (pos, name) = rotate_body(ev, first_event);
+            if artificial && self.cursor.skip_to > 0 && name == self.cursor.file {
+                // Re-reading the file up to where the relay ends: the segment starts there.
+                self.cursor.rotate(name, pos);
+                return Ok(());
+            }
             if artificial {
                 // A connection start: a new segment for the file the server names.
                 self.open_segment(&name, pos, false)?;
@@ -276,8 +274,7 @@ impl Puller {
                 })?;
                 self.open_segment(&name, pos, false)?;
             }
-            self.cursor.file = name;
-            self.cursor.offset = pos;
+            self.cursor.rotate(name, pos);
             return Ok(());
         }
         let resync = self.cursor.resync;
@@ -290,6 +287,16 @@ impl Puller {
         }
         if kind == et::FORMAT_DESCRIPTION {
             self.fde = Some(bytes.clone());
+        }
+        let skipping = self.cursor.skip_to > 0;
+        if self.cursor.skips(before) {
+            return Ok(()); // the relay holds it already
+        }
+        if skipping {
+            // The first event past the re-read part: a segment of its own, with the file's
+            // format description copied in front so that readers can decode it alone.
+            let file = self.cursor.file.clone();
+            self.open_segment(&file, before, true)?;
         }
         let starts_transaction = matches!(
             kind,
