@@ -56,7 +56,12 @@ pub enum HoldRefused {
 pub enum Command {
     Status(oneshot::Sender<Status>),
     /// Stop dispatching; answers once everything dispatched is committed, with the position.
-    Pause(oneshot::Sender<String>),
+    /// `force`: do not wait: the target transactions being applied are rolled back (their
+    /// connections killed) and sent again on resume; answers with the last committed position.
+    Pause {
+        force: bool,
+        reply: oneshot::Sender<String>,
+    },
     Resume(oneshot::Sender<()>),
     /// End at the next transaction boundary (like SIGTERM). `force`: do not wait for the
     /// target transactions being applied; kill their connections, so that the target rolls
@@ -111,7 +116,18 @@ impl Control {
     }
 
     pub async fn pause(&self) -> Result<String, Gone> {
-        self.ask(Command::Pause).await
+        self.ask(|reply| Command::Pause {
+            force: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Pauses without waiting for the target transactions in flight: they are rolled back and
+    /// applied again on resume.
+    pub async fn force_pause(&self) -> Result<String, Gone> {
+        self.ask(|reply| Command::Pause { force: true, reply })
+            .await
     }
 
     pub async fn resume(&self) -> Result<(), Gone> {

@@ -17,7 +17,7 @@ use sluice_core::{BinlogPosition, Endpoint, Flavor, TableName};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::StreamError;
-use crate::apply::Applier;
+use crate::apply::{Applier, applier_conn};
 use crate::checkpoint::Checkpoints;
 use crate::control::{Command, Commands, HOLD_LIMIT, HoldRefused, Status};
 use crate::dispatch::Dispatcher;
@@ -70,6 +70,10 @@ struct Coordinator {
     /// Abandons the appliers' open target transactions (a forced stop).
     abort: watch::Sender<bool>,
     forced: bool,
+    /// Holds the appliers with their groups rolled back (a forced pause).
+    suspend: watch::Sender<bool>,
+    /// Appliers sending a group right now.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type PullerTask = tokio::task::JoinHandle<Result<(), StreamError>>;
@@ -125,10 +129,12 @@ pub(crate) async fn run(
     let workers = setup.config.workers.max(1);
     let progress = Arc::new(Progress::new(setup.start.clone()));
     let (abort, abort_rx) = watch::channel(false);
+    let (suspend, suspend_rx) = watch::channel(false);
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut queues = Vec::new();
     let mut appliers = Vec::new();
     for id in 0..workers {
-        let conn = applier_conn(&setup.config.target).await?;
+        let (conn, request_bytes) = applier_conn(&setup.config.target).await?;
         let (tx, rx) = mpsc::channel(256);
         queues.push(tx);
         let applier = Applier {
@@ -141,7 +147,11 @@ pub(crate) async fn run(
             safe_until: setup.safe_until.clone(),
             group_rows: setup.config.group_rows,
             compact: setup.config.compact,
+            checkpoint_every_group: setup.config.checkpoint_every_group,
             abort: abort_rx.clone(),
+            suspend: suspend_rx.clone(),
+            busy: busy.clone(),
+            request_bytes,
         };
         appliers.push(tokio::spawn(applier.run()));
     }
@@ -204,6 +214,8 @@ pub(crate) async fn run(
         halted_for_puller: halted_copy.clone(),
         abort,
         forced: false,
+        suspend,
+        busy,
     };
     let mut commands = commands.unwrap_or_else(|| mpsc::channel(1).1);
     let mut commands_open = true;
@@ -243,8 +255,10 @@ pub(crate) async fn run(
             }
         }
     }
-    // The reader is done (or must stop), and so is this process's relay puller.
+    // The reader is done (or must stop), and so is this process's relay puller; appliers a
+    // forced pause held finish (or abandon) what they hold.
     let _ = c.halt.send(true);
+    let _ = c.suspend.send(false);
     forward.abort();
     // A hold that was never reached is refused: the stream is ending.
     if let Some((_, reply)) = c.hold_at.take() {
@@ -478,9 +492,29 @@ impl Coordinator {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Command::Pause(reply) => {
+            Command::Pause { force: true, reply } => {
                 self.paused = true;
-                if self.dispatcher.drain().await.is_err() {
+                let _ = self.suspend.send(true);
+                // Wait until every applier has rolled back what it was applying.
+                let since = Instant::now();
+                while self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
+                    && since.elapsed() < Duration::from_secs(30)
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let at = self.progress.snapshot().low.position;
+                tracing::info!(
+                    "paused (forced: the transactions in flight were rolled back) at {at}"
+                );
+                let _ = reply.send(at.to_string());
+            }
+            Command::Pause {
+                force: false,
+                reply,
+            } => {
+                self.paused = true;
+                // Appliers held by a forced pause cannot drain: what they hold waits for resume.
+                if !*self.suspend.borrow() && self.dispatcher.drain().await.is_err() {
                     self.broken = true;
                 }
                 if let Err(e) = self.flush_if_idle().await {
@@ -491,6 +525,7 @@ impl Coordinator {
             }
             Command::Resume(reply) => {
                 self.paused = false;
+                let _ = self.suspend.send(false);
                 if self.held.is_none()
                     && let Some(item) = self.pending.take()
                 {
@@ -500,6 +535,7 @@ impl Coordinator {
             }
             Command::Stop { force, reply } => {
                 let _ = self.halt.send(true);
+                let _ = self.suspend.send(false);
                 if force {
                     self.force_stop();
                 }
@@ -713,16 +749,6 @@ async fn control_query(setup: &mut Setup, sql: &str) -> Result<(), StreamError> 
 
 /// Errors a DDL gives when it already ran: table/column/key/database exists or is gone.
 const ALREADY_DONE: &[u16] = &[1007, 1008, 1050, 1051, 1054, 1060, 1061, 1091, 1146, 1826];
-
-/// An applier's connection: foreign keys off, because appliers commit independent
-/// transactions in any order (the source checked them already).
-async fn applier_conn(target: &Endpoint) -> Result<Conn, StreamError> {
-    let mut conn = target.connect().await?;
-    conn.query_drop("SET SESSION foreign_key_checks = 0")
-        .await
-        .map_err(|e| target.error("prepare an applier session", e))?;
-    Ok(conn)
-}
 
 /// Status lines: position, lag, rates since the previous line.
 struct Rates {

@@ -25,6 +25,7 @@ pub mod mariadb;
 pub mod progress;
 pub mod reader;
 pub mod relay;
+pub mod requests;
 pub mod schema_view;
 pub mod sql;
 mod stream;

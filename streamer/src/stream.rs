@@ -64,6 +64,9 @@ pub struct StreamConfig {
     pub group_rows: usize,
     /// Apply each group of transactions as its net effect (see [`crate::compact`]).
     pub compact: bool,
+    /// Record the checkpoint in every apply transaction. Off only to measure what it costs
+    /// (the streamer benchmark): a stream without it cannot resume exactly.
+    pub checkpoint_every_group: bool,
     /// After a stop request, how long the transactions being applied may take before they
     /// are abandoned (rolled back) as with a forced stop.
     pub stop_timeout: Duration,
@@ -94,6 +97,7 @@ impl StreamConfig {
             restart: false,
             group_rows: GROUP_ROWS,
             compact: true,
+            checkpoint_every_group: true,
             stop_timeout: Duration::from_secs(300),
             relay_dir: None,
             relay_retention: Some(Duration::from_secs(7 * 24 * 3600)),

@@ -1,5 +1,6 @@
 //! A running stream's control API: pause holds the target still at a transaction boundary,
-//! resume catches up, stop ends with exit 0, and a token guards the mutating calls. And the
+//! resume catches up, stop ends with exit 0, and a token guards the mutating calls; a forced
+//! pause rolls back the transaction being applied and resume applies it whole. And the
 //! online checksum: at sync points of the running stream, ten checks under a write load find
 //! no difference, and a change made directly on the target is found.
 
@@ -145,6 +146,100 @@ async fn pause_resume_and_stop_through_the_control_api() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "{}", stream.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_pause_rolls_back_the_transaction_in_flight_and_resume_applies_it_whole() {
+    let db = unique_name("stream_fpause");
+    let ddl = format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.n (id INT PRIMARY KEY, pad VARCHAR(120))"
+    );
+    let mut t = target().conn().await;
+    t.query_drop(&ddl).await.unwrap();
+    let mut s = source().conn().await;
+    s.query_drop(&ddl).await.unwrap();
+    let from = binlog_end(&mut s).await;
+    let from = format!("{}:{}", from.0, from.1);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{addr}");
+    let (src, tgt, filter) = (source().url(), target().url(), format!("{db}.*"));
+    let stream = Background::start(
+        SLUICE,
+        &[
+            "--source",
+            &src,
+            "--target",
+            &tgt,
+            "--from",
+            &from,
+            "--filter",
+            &filter,
+            "--task",
+            &db,
+            "--control",
+            &addr,
+        ],
+    );
+    wait_for_api(&url, &stream);
+    // One upstream transaction of 300,000 rows, sent to the target as several requests.
+    s.query_drop(format!(
+        "INSERT INTO `{db}`.n SELECT seq, REPEAT('p', 100) FROM seq.seq_1_to_300000"
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let busy: Option<u64> = t
+            .query_first(format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE \
+                 LEFT(INFO, 300) LIKE '%INTO `{db}`.`n`%' AND COMMAND = 'Query' \
+                 AND ID <> CONNECTION_ID() LIMIT 1"
+            ))
+            .await
+            .unwrap();
+        if busy.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the big transaction was never applied: {}",
+            stream.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    let o = sluice(&["pause", "--force", "--control", &url]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "a forced pause took {:?}",
+        asked.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("paused_at"));
+    // Rolled back, and nothing applied while paused.
+    for _ in 0..3 {
+        assert_eq!(
+            count(&db).await,
+            0,
+            "part of a rolled-back transaction is visible"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = sluice(&["status", "--control", &url]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "paused", "{json}");
+    assert!(stream.log().contains("forced pause"), "{}", stream.log());
+
+    let o = sluice(&["resume", "--control", &url]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let end = binlog_end(&mut s).await;
+    wait_for_checkpoint(target(), &db, &end, Duration::from_secs(120), || {
+        stream.log()
+    })
+    .await;
+    assert_eq!(count(&db).await, 300_000);
+    let (status, log) = stream.stop();
+    assert!(status.success(), "{log}");
 }
 
 /// Updates and inserts on `a` (ids 1000 and up) until `seconds` pass.

@@ -6,7 +6,7 @@
 //! target/release/stream-bench [SECONDS] [TABLES] [TABLE_SIZE]   # default 60 4 100000
 //! ```
 //!
-//! One SOURCE and four TARGETs (durable InnoDB: `innodb_flush_log_at_trx_commit=1`, as a real
+//! One SOURCE and six TARGETs (durable InnoDB: `innodb_flush_log_at_trx_commit=1`, as a real
 //! replica runs). Every target replicates SOURCE natively while `sysbench prepare` loads it,
 //! then stops: they all hold the same starting data at the position START. Then
 //! `sysbench oltp_write_only --threads=4 --time=SECONDS` writes the window START..END on
@@ -18,7 +18,9 @@
 //! * `sluice stream --from START --until END --workers 1`;
 //! * `sluice stream --from START --until END --workers 4`;
 //! * `sluice stream … --workers 1 --relay-dir DIR`, the window pulled into the relay log by
-//!   `sluice relay` while sysbench wrote it (as the native IO threads download theirs).
+//!   `sluice relay` while sysbench wrote it (as the native IO threads download theirs);
+//! * `sluice stream … --workers 1` with the checkpoint left out of the apply transactions
+//!   (hidden `--bench-without-checkpoints`): what recording it in every group costs.
 //!
 //! Printed: seconds, transactions/s, rows/s, and Sluice's ratio to each native case. At the end
 //! every target's `CHECKSUM TABLE` must equal SOURCE's, or the run is worthless and panics.
@@ -58,7 +60,7 @@ fn main() {
     let table_size = *args.get(2).unwrap_or(&100_000);
 
     let src = MariaDb::start_with(Role::Source, "innodb_buffer_pool_size=1G");
-    let targets: Vec<MariaDb> = (0..5)
+    let targets: Vec<MariaDb> = (0..6)
         .map(|i| {
             MariaDb::start_with(
                 Role::Target,
@@ -202,7 +204,12 @@ fn main() {
         results.push((name, secs, 0));
     }
     let until = format!("{end_file}:{end_pos}");
-    for (i, workers, via_relay) in [(2usize, "1", false), (3, "4", false), (4, "1", true)] {
+    for (i, workers, via_relay, checkpoints) in [
+        (2usize, "1", false, true),
+        (3, "4", false, true),
+        (4, "1", true, true),
+        (5, "1", false, false),
+    ] {
         let t = &targets[i];
         let mut c = Command::new(&sluice);
         c.args([
@@ -226,11 +233,14 @@ fn main() {
         if via_relay {
             c.arg("--relay-dir").arg(relay.path());
         }
+        if !checkpoints {
+            c.arg("--bench-without-checkpoints");
+        }
         let m = measure(c);
-        let name = if via_relay {
-            format!("sluice stream --workers {workers} --relay-dir")
-        } else {
-            format!("sluice stream --workers {workers}")
+        let name = match (via_relay, checkpoints) {
+            (true, _) => format!("sluice stream --workers {workers} --relay-dir"),
+            (false, false) => format!("sluice stream --workers {workers}, no checkpoints"),
+            (false, true) => format!("sluice stream --workers {workers}"),
         };
         eprintln!(
             "  {name}: {:.2} s ({:.2} CPU-s, {:.0} MiB)",

@@ -15,8 +15,9 @@ pub struct ControlArgs {
     /// The API token, from this file (else SLUICE_CONTROL_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// `stop` only: do not wait for the target transactions being applied; they are rolled
-    /// back and the stream ends at its last committed checkpoint.
+    /// `stop` and `pause`: do not wait for the target transactions being applied; they are
+    /// rolled back. A stop then ends at the last committed checkpoint; a pause holds them and
+    /// applies them again on resume.
     #[arg(long)]
     force: bool,
 }
@@ -62,13 +63,14 @@ pub async fn run(call: Call, args: ControlArgs) -> ExitCode {
             return ExitCode::UsageOrInput;
         }
     };
-    if args.force && !matches!(call, Call::Stop) {
-        eprintln!("sluice: --force applies to `sluice stop` only");
+    if args.force && !matches!(call, Call::Stop | Call::Pause) {
+        eprintln!("sluice: --force applies to `sluice stop` and `sluice pause` only");
         return ExitCode::UsageOrInput;
     }
     let update;
     let (method, path) = match &call {
         Call::Status => ("GET", "/status"),
+        Call::Pause if args.force => ("POST", "/pause?force=true"),
         Call::Pause => ("POST", "/pause"),
         Call::Resume => ("POST", "/resume"),
         Call::Stop if args.force => ("POST", "/stop?force=true"),

@@ -74,6 +74,11 @@ pub struct StreamArgs {
     /// net effect (one DELETE and one REPLACE per table); slower, for comparison.
     #[arg(long)]
     no_compact: bool,
+    /// Benchmarks only: leave the checkpoint out of the apply transactions (it is written
+    /// once at the end), to show what recording it costs. A stream run so cannot resume
+    /// exactly after a crash.
+    #[arg(long, hide = true)]
+    bench_without_checkpoints: bool,
     /// Print a status line (position, lag, rates) this often.
     #[arg(long, value_name = "SECS")]
     status_every: Option<f64>,
@@ -161,6 +166,7 @@ impl StreamArgs {
         config.restart = self.restart;
         config.skip_ddl_errors = self.skip_ddl_errors;
         config.compact = !self.no_compact;
+        config.checkpoint_every_group = !self.bench_without_checkpoints;
         config.status_every = status_every;
         config.relay_dir = self.relay_dir;
         config.stop_timeout = Duration::from_secs(self.stop_timeout);

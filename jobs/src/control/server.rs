@@ -220,6 +220,12 @@ async fn answer(
             }
             Err(_) => gone(),
         },
+        ("POST", "/pause") if req.query.split('&').any(|kv| kv == "force=true") => {
+            match control.force_pause().await {
+                Ok(at) => (200, JSON, json(serde_json::json!({"paused_at": at}))),
+                Err(_) => gone(),
+            }
+        }
         ("POST", "/pause") => match control.pause().await {
             Ok(at) => (200, JSON, json(serde_json::json!({"paused_at": at}))),
             Err(_) => gone(),
