@@ -177,7 +177,7 @@ async fn a_binlog_file_past_4_gib_streams_and_resumes_past_the_mark() {
     for i in 0..PREFILL {
         let (a, b) = (i * PREFILL_ROWS + 1, (i + 1) * PREFILL_ROWS);
         s.query_drop(format!(
-            "INSERT INTO {DB}.big SELECT seq, {row} FROM seq_{a}_to_{b}"
+            "INSERT INTO {DB}.big SELECT seq, {row} FROM {DB}.seq_{a}_to_{b}"
         ))
         .await
         .unwrap();
@@ -185,7 +185,7 @@ async fn a_binlog_file_past_4_gib_streams_and_resumes_past_the_mark() {
     assert_eq!(binlog_end(&mut s).await.0, start.0, "the prefill rotated");
     let first = PREFILL * PREFILL_ROWS + 1;
     s.query_drop(format!(
-        "INSERT INTO {DB}.big SELECT seq, {row} FROM seq_{first}_to_{}",
+        "INSERT INTO {DB}.big SELECT seq, {row} FROM {DB}.seq_{first}_to_{}",
         first + HUGE_ROWS - 1
     ))
     .await
@@ -221,7 +221,7 @@ async fn a_binlog_file_past_4_gib_streams_and_resumes_past_the_mark() {
         "UPDATE {DB}.big SET pad = 'changed' WHERE id IN (7, {first});
          DELETE FROM {DB}.big WHERE id = 8;
          INSERT INTO {DB}.big VALUES (100000, 'new');
-         INSERT INTO {DB}.small SELECT seq, CONCAT('s', seq) FROM seq_1_to_50;
+         INSERT INTO {DB}.small SELECT seq, CONCAT('s', seq) FROM {DB}.seq_1_to_50;
          UPDATE {DB}.small SET v = 'u' WHERE id < 10;"
     ))
     .await
@@ -306,11 +306,20 @@ async fn a_binlog_file_past_4_gib_streams_and_resumes_past_the_mark() {
         &["--until", &until],
     );
     let mut t = targets[2].conn().await;
-    let ids: Vec<u64> = t
-        .query(format!("SELECT id FROM {DB}.big ORDER BY id"))
+    // The updates after the mark land as their full after-images (REPLACE), the delete finds
+    // nothing; not one row as the huge transaction wrote it.
+    let rows: Vec<(u64, String)> = t
+        .query(format!(
+            "SELECT id, CAST(pad AS CHAR) FROM {DB}.big ORDER BY id"
+        ))
         .await
         .unwrap();
-    assert_eq!(ids, vec![100_000], "rows of {DB}.big after the mark");
+    let want: Vec<(u64, String)> = vec![
+        (7, "changed".into()),
+        (first, "changed".into()),
+        (100_000, "new".into()),
+    ];
+    assert_eq!(rows, want, "rows of {DB}.big after the mark");
     assert_eq!(
         fingerprint(&targets[2]).await[1],
         expected[1],
