@@ -21,6 +21,14 @@ pub struct Side<'a> {
     pub endpoint: &'a Endpoint,
 }
 
+/// A compared table: its index in the run (for its hash SQL) and its two sides.
+#[derive(Clone, Copy)]
+pub struct TablePair<'a> {
+    pub index: usize,
+    pub source: &'a TableInfo,
+    pub target: &'a TableInfo,
+}
+
 #[derive(Debug, Default)]
 pub struct ChunkDiff {
     pub differences: Vec<Difference>,
@@ -127,13 +135,13 @@ pub async fn keyed_chunk(
     source: &mut Side<'_>,
     target: &mut Side<'_>,
     hash: &HashSql,
-    table: &TableInfo,
-    target_table: &TableInfo,
+    pair: TablePair<'_>,
     predicate: Option<&str>,
     limit: usize,
 ) -> Result<ChunkDiff, ChecksumError> {
-    let sql = hash.row_hashes_sql(table, predicate);
-    let target_sql = hash.row_hashes_sql(target_table, predicate);
+    let (t, table, target_table) = (pair.index, pair.source, pair.target);
+    let sql = hash.row_hashes_sql(t, table, predicate);
+    let target_sql = hash.row_hashes_sql(t, target_table, predicate);
     let what = format!("hash rows of {}", table.name.plain());
     let key_len = table.primary_key.len();
     let split = |rows: Vec<mysql_async::Row>| -> Vec<(Cells, Cells)> {
@@ -224,12 +232,12 @@ pub async fn keyless_table(
     source: &mut Side<'_>,
     target: &mut Side<'_>,
     hash: &HashSql,
-    table: &TableInfo,
-    target_table: &TableInfo,
+    pair: TablePair<'_>,
     limit: usize,
 ) -> Result<ChunkDiff, ChecksumError> {
-    let sql = hash.multiset_sql(table);
-    let target_sql = hash.multiset_sql(target_table);
+    let (t, table, target_table) = (pair.index, pair.source, pair.target);
+    let sql = hash.multiset_sql(t, table);
+    let target_sql = hash.multiset_sql(t, target_table);
     let what = format!("hash rows of {}", table.name.plain());
     let counts = |rows: Vec<mysql_async::Row>| -> HashMap<(u64, u64), u64> {
         rows.iter()
@@ -259,7 +267,7 @@ pub async fn keyless_table(
         if n_src > n_dst {
             let rows = query_rows(
                 source,
-                hash.rows_with_hash_sql(table, &h1.to_string(), &h2.to_string()),
+                hash.rows_with_hash_sql(t, table, &h1.to_string(), &h2.to_string()),
                 &what,
             )
             .await?;
@@ -289,7 +297,7 @@ pub async fn keyless_table(
         if n_dst > n_src {
             let rows = query_rows(
                 target,
-                hash.rows_with_hash_sql(target_table, &h1.to_string(), &h2.to_string()),
+                hash.rows_with_hash_sql(t, target_table, &h1.to_string(), &h2.to_string()),
                 &what,
             )
             .await?;

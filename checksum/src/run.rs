@@ -1,6 +1,6 @@
 //! A checksum run: plan, compare chunks in parallel, recheck, diff, report, fix.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,16 +63,27 @@ impl Checker {
             TableFilter::default()
         };
         let on_target = select_tables(&mut dst, &config.target, &target_filter).await?;
-        let present: HashSet<TableName> = on_target.tables.into_iter().map(|t| t.name).collect();
+        let present: HashMap<TableName, TableInfo> = on_target
+            .tables
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
         let missing_on_target = selection
             .tables
             .iter()
             .zip(&targets)
-            .filter(|(_, t)| !present.contains(&t.name))
+            .filter(|(_, t)| !present.contains_key(&t.name))
             .map(|(s, _)| s.name.clone())
             .collect();
+        let pairs: Vec<(&TableInfo, Option<&TableInfo>)> = selection
+            .tables
+            .iter()
+            .zip(&targets)
+            .map(|(s, t)| (s, present.get(&t.name)))
+            .collect();
+        let hash = HashSql::new(&src_info, &dst_info, &pairs);
         Ok(Checker {
-            hash: HashSql::for_servers(&src_info, &dst_info),
+            hash,
             config,
             tables: selection.tables,
             targets,
@@ -110,7 +121,7 @@ impl Checker {
             .map(|h| Arc::new(Synchronizer::new(h.0.clone())));
         let mut results = compare_all(
             &config,
-            hash,
+            hash.clone(),
             &tables,
             &targets,
             queue,
@@ -138,7 +149,8 @@ impl Checker {
                 "rechecking mismatching chunks"
             );
             tokio::time::sleep(config.recheck_delay).await;
-            let again = compare_all(&config, hash, &tables, &targets, mismatched, None).await?;
+            let again =
+                compare_all(&config, hash.clone(), &tables, &targets, mismatched, None).await?;
             for r in again {
                 if let Some(slot) = results
                     .iter_mut()
@@ -182,7 +194,11 @@ impl Checker {
                 continue;
             }
             let table = &tables[r.chunk.table];
-            let target_table = &targets[r.chunk.table];
+            let pair = diff::TablePair {
+                index: r.chunk.table,
+                source: table,
+                target: &targets[r.chunk.table],
+            };
             report.mismatched_chunks.push(
                 r.chunk
                     .predicate
@@ -204,15 +220,13 @@ impl Checker {
                 endpoint: &config.target,
             };
             let found = if table.primary_key.is_empty() {
-                diff::keyless_table(&mut source, &mut target, &hash, table, target_table, left)
-                    .await?
+                diff::keyless_table(&mut source, &mut target, &hash, pair, left).await?
             } else {
                 diff::keyed_chunk(
                     &mut source,
                     &mut target,
                     &hash,
-                    table,
-                    target_table,
+                    pair,
                     r.chunk.predicate.as_deref(),
                     left,
                 )
@@ -273,8 +287,9 @@ async fn compare_all(
     let throttle = Arc::new(Throttle::new(config.max_rows_per_sec));
     let mut set = JoinSet::new();
     for _ in 0..workers {
-        let (config, tables, targets, queue, throttle, synchronizer) = (
+        let (config, hash, tables, targets, queue, throttle, synchronizer) = (
             config.clone(),
+            hash.clone(),
             tables.clone(),
             targets.clone(),
             queue.clone(),
@@ -292,8 +307,9 @@ async fn compare_all(
                     wait_for_quiet_source(&mut src, &config.source, limit).await?;
                 }
                 let table = &tables[chunk.table];
-                let sql = hash.chunk_sql(table, chunk.predicate.as_deref());
-                let target_sql = hash.chunk_sql(&targets[chunk.table], chunk.predicate.as_deref());
+                let predicate = chunk.predicate.as_deref();
+                let sql = hash.chunk_sql(chunk.table, &table.name, predicate);
+                let target_sql = hash.chunk_sql(chunk.table, &targets[chunk.table].name, predicate);
                 if let Some(sync) = &synchronizer {
                     sync.pair(&config, &mut src, &mut dst).await?;
                 }

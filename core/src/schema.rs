@@ -20,6 +20,8 @@ pub struct ColumnInfo {
     pub scale: u8,
     /// Character set of a character column (`utf8mb4`, `latin1`, …); `None` for other types.
     pub charset: Option<String>,
+    /// The column accepts NULL (`IS_NULLABLE = 'YES'`).
+    pub nullable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -124,16 +126,19 @@ pub async fn select_tables(
         Option<u64>,
         Option<u64>,
         Option<String>,
+        String,
     );
     let columns: Vec<ColumnRow> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), UPPER(EXTRA), LOWER(COLUMN_TYPE), \
-             NUMERIC_PRECISION, NUMERIC_SCALE, LOWER(CHARACTER_SET_NAME) \
+             NUMERIC_PRECISION, NUMERIC_SCALE, LOWER(CHARACTER_SET_NAME), IS_NULLABLE \
              FROM information_schema.COLUMNS ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         )
         .await
         .map_err(q)?;
-    for (db, name, column, data_type, extra, column_type, precision, scale, charset) in columns {
+    for (db, name, column, data_type, extra, column_type, precision, scale, charset, nullable) in
+        columns
+    {
         let Some(info) = tables.get_mut(&TableName::new(db, name)) else {
             continue;
         };
@@ -148,6 +153,7 @@ pub async fn select_tables(
             precision: precision.unwrap_or(0).min(255) as u8,
             scale: scale.unwrap_or(0).min(255) as u8,
             charset,
+            nullable: nullable == "YES",
         });
     }
 

@@ -155,6 +155,7 @@ mod tests {
             precision: 0,
             scale: 0,
             charset: None,
+            nullable: true,
         }
     }
 
