@@ -21,6 +21,7 @@ mod insert;
 mod kv;
 mod load;
 mod observer;
+mod ordered;
 mod plan;
 mod read;
 mod run;

@@ -82,25 +82,24 @@ impl RowPlan {
         }
     }
 
-    /// One row as a key/value pair. `ordinal` numbers rows of keyless tables in file order.
-    pub fn pair(
+    /// One row's cells in canonical order, as the loader sends them (`None` for NULL).
+    /// `at` names the row's place for an error.
+    pub fn canonical(
         &self,
         cells: Vec<Cell>,
         mapping: &[usize],
-        file: u32,
-        line: u64,
-        ordinal: u64,
-        where_: &str,
-    ) -> Result<Kv, ImportError> {
+        at: &dyn Fn() -> String,
+    ) -> Result<Vec<Option<Vec<u8>>>, ImportError> {
         if cells.len() != mapping.len() {
             return Err(ImportError::Input(format!(
-                "{where_}: {} values for {} columns",
+                "{}: {} values for {} columns",
+                at(),
                 cells.len(),
                 mapping.len()
             )));
         }
         let identity = mapping.iter().enumerate().all(|(i, &to)| i == to);
-        let canon: Vec<Option<Vec<u8>>> = if identity {
+        Ok(if identity {
             cells
                 .into_iter()
                 .enumerate()
@@ -112,28 +111,61 @@ impl RowPlan {
                 canon[to] = cell.into_load(self.columns[to].kind);
             }
             canon
-        };
-        let mut key = Vec::with_capacity(24);
+        })
+    }
+
+    /// Appends a row's sort key: the memcomparable primary key, or for a keyless table a
+    /// generated row id (`file`, then `ordinal` in the file), so that file order is load order.
+    pub fn key_into(&self, key: &mut Vec<u8>, canon: &[Option<Vec<u8>>], file: u32, ordinal: u64) {
         if self.key.is_empty() {
-            // A generated row id: file order is load order.
             key.extend_from_slice(&file.to_be_bytes());
             key.extend_from_slice(&ordinal.to_be_bytes());
-        } else {
-            for &k in &self.key {
-                let c = &self.columns[k];
-                let kind = if c.kind == ColumnKind::Bit {
-                    ColumnKind::Integer
-                } else {
-                    c.kind
-                };
-                encode_key_cell(
-                    &mut key,
-                    kind,
-                    c.unsigned || c.kind == ColumnKind::Bit,
-                    canon[k].as_deref(),
-                );
-            }
+            return;
         }
+        for &k in &self.key {
+            let c = &self.columns[k];
+            let kind = if c.kind == ColumnKind::Bit {
+                ColumnKind::Integer
+            } else {
+                c.kind
+            };
+            encode_key_cell(
+                key,
+                kind,
+                c.unsigned || c.kind == ColumnKind::Bit,
+                canon[k].as_deref(),
+            );
+        }
+    }
+
+    /// `k1=v1,k2=v2` for a row's key, for messages.
+    pub fn key_text(&self, canon: &[Option<Vec<u8>>]) -> String {
+        self.key
+            .iter()
+            .map(|&k| {
+                format!(
+                    "{}={}",
+                    self.columns[k].name,
+                    String::from_utf8_lossy(canon[k].as_deref().unwrap_or(b"NULL"))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// One row as a key/value pair. `ordinal` numbers rows of keyless tables in file order.
+    pub fn pair(
+        &self,
+        cells: Vec<Cell>,
+        mapping: &[usize],
+        file: u32,
+        line: u64,
+        ordinal: u64,
+        at: &dyn Fn() -> String,
+    ) -> Result<Kv, ImportError> {
+        let canon = self.canonical(cells, mapping, at)?;
+        let mut key = Vec::with_capacity(24);
+        self.key_into(&mut key, &canon, file, ordinal);
         let mut value = Vec::with_capacity(
             canon
                 .iter()

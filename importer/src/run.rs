@@ -18,6 +18,7 @@ use crate::checkpoint::{Checkpoints, TableState};
 use crate::config::{ImportConfig, OnDuplicate};
 use crate::kv::decode_value;
 use crate::load::{LoadSpec, load_batch, prepare_session};
+use crate::ordered::{InOrder, produce_in_order};
 use crate::plan::RowPlan;
 use crate::read::read_file;
 use crate::sort::{Kv, Sorter};
@@ -25,7 +26,7 @@ use crate::source::{DumpSource, TableSource, discover};
 use crate::{ImportError, import_mode, target};
 
 /// Encoded rows sent to the server in one LOAD DATA statement.
-const BATCH_BYTES: usize = 16 << 20;
+pub(crate) const BATCH_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportSummary {
@@ -37,6 +38,8 @@ pub struct ImportSummary {
     pub rows: u64,
     pub duplicates_dropped: u64,
     pub sort_runs_spilled: usize,
+    /// Tables whose rows were not in key order in their files, so they went through the sort.
+    pub tables_sorted: usize,
     pub seconds: f64,
 }
 
@@ -202,6 +205,7 @@ impl Importer {
             rows: 0,
             duplicates_dropped: 0,
             sort_runs_spilled: 0,
+            tables_sorted: 0,
             seconds: 0.0,
         };
         drop(conn);
@@ -229,6 +233,7 @@ impl Importer {
                     summary.rows += outcome.rows;
                     summary.duplicates_dropped += outcome.duplicates_dropped;
                     summary.sort_runs_spilled += outcome.runs;
+                    summary.tables_sorted += usize::from(outcome.sorted);
                 }
             }
         }
@@ -378,9 +383,14 @@ pub(crate) struct TableOutcome {
     pub(crate) rows: u64,
     pub(crate) duplicates_dropped: u64,
     pub(crate) runs: usize,
+    /// Set when the in-order load met a key out of order (see `ordered.rs`).
+    pub(crate) out_of_order: Option<String>,
+    /// The rows went through the sort.
+    pub(crate) sorted: bool,
 }
 
-/// Parses every file of a table into the sorter, then loads the merged, deduplicated stream.
+/// Loads a table's rows: in file order when they come in key order (`ordered.rs`), else, once
+/// that finds a key out of order, through the sort after emptying what it loaded.
 async fn import_table(
     config: &ImportConfig,
     storage: &Storage,
@@ -388,12 +398,75 @@ async fn import_table(
     plan: &RowPlan,
     dialect: &CsvDialect,
 ) -> Result<TableOutcome, ImportError> {
+    let plan = Arc::new(plan.clone());
+    let outcome = import_in_order(config, storage, table, &plan, dialect).await?;
+    let Some(at) = &outcome.out_of_order else {
+        return Ok(outcome);
+    };
+    tracing::info!(table = %table.name.plain(), at = %at, "rows are not in key order: sorting them");
+    let endpoint = &config.target;
+    let mut conn = endpoint.connect().await?;
+    conn.query_drop(format!("TRUNCATE TABLE {}", table.name))
+        .await
+        .map_err(|e| endpoint.error(format!("empty {} to sort it", table.name.plain()), e))?;
+    drop(conn);
+    import_sorted(config, storage, table, &plan, dialect).await
+}
+
+/// Streams the files in order, fetching ahead of the parser, into the loaders.
+async fn import_in_order(
+    config: &ImportConfig,
+    storage: &Storage,
+    table: &TableSource,
+    plan: &Arc<RowPlan>,
+    dialect: &CsvDialect,
+) -> Result<TableOutcome, ImportError> {
+    let (files_tx, files_rx) = mpsc::channel(2);
+    let names: Vec<String> = table.files.iter().map(|f| f.name.clone()).collect();
+    let fetch_storage = storage.clone();
+    let fetcher = tokio::spawn(async move {
+        let mut fetched = futures::stream::iter(names)
+            .map(|name| {
+                let storage = fetch_storage.clone();
+                async move { storage.get(&name).await.map_err(ImportError::from) }
+            })
+            .buffered(2);
+        while let Some(data) = fetched.next().await {
+            if files_tx.send(data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (files, dialect, plan2) = (table.files.clone(), dialect.clone(), plan.clone());
+    let (policy, plain_name) = (config.on_duplicate, table.name.plain());
+    let outcome = load_stream(config, &table.name, plan, move |spec, tx| {
+        let what = InOrder {
+            files: &files,
+            dialect: &dialect,
+            plan: &plan2,
+            policy,
+            table: &plain_name,
+        };
+        produce_in_order(what, files_rx, spec, tx)
+    })
+    .await;
+    fetcher.abort();
+    outcome
+}
+
+/// Parses every file of a table into the sorter, then loads the merged, deduplicated stream.
+async fn import_sorted(
+    config: &ImportConfig,
+    storage: &Storage,
+    table: &TableSource,
+    plan: &Arc<RowPlan>,
+    dialect: &CsvDialect,
+) -> Result<TableOutcome, ImportError> {
     let sorter = Arc::new(std::sync::Mutex::new(Sorter::new(
         &config.sort_dir,
         // Two tables sort at once (see `Importer::run`): each gets half the budget.
         config.sort_memory / 2,
     )?));
-    let plan = Arc::new(plan.clone());
     let threads = config.threads.max(1);
     let mut parsed = futures::stream::iter(table.files.iter().cloned().enumerate())
         .map(|(index, file)| {
@@ -410,14 +483,14 @@ async fn import_table(
                     let mut mapping: Option<(Option<Vec<String>>, Vec<usize>)> = None;
                     let mut ordinal = 0u64;
                     read_file(data, &file, &dialect, |columns, cells, line| {
-                        let where_ = format!("{}:{line}", file.name);
+                        let at = || format!("{}:{line}", file.name);
                         let cached = mapping
                             .as_ref()
                             .is_some_and(|(c, _)| c.as_deref() == columns);
                         if !cached {
                             mapping = Some((
                                 columns.map(<[String]>::to_vec),
-                                plan.mapping(columns, &where_)?,
+                                plan.mapping(columns, &at())?,
                             ));
                         }
                         let map = mapping
@@ -425,7 +498,7 @@ async fn import_table(
                             .map(|(_, m)| m.as_slice())
                             .unwrap_or_default();
                         ordinal += 1;
-                        pairs.push(plan.pair(cells, map, index as u32, line, ordinal, &where_)?);
+                        pairs.push(plan.pair(cells, map, index as u32, line, ordinal, &at)?);
                         if pairs.len() >= 65_536 {
                             let batch = std::mem::take(&mut pairs);
                             sorter
@@ -455,7 +528,7 @@ async fn import_table(
         .into_inner()
         .map_err(|_| ImportError::Worker("sorter poisoned".into()))?;
     let files: Vec<String> = table.files.iter().map(|f| f.name.clone()).collect();
-    load_sorted(config, &table.name, &plan, sorter, files).await
+    load_sorted(config, &table.name, plan, sorter, files).await
 }
 
 /// Loads a filled sorter's rows into the target in key order: the merge resolves duplicates,
@@ -467,8 +540,30 @@ pub(crate) async fn load_sorted(
     sorter: Sorter,
     files: Vec<String>,
 ) -> Result<TableOutcome, ImportError> {
-    let threads = config.threads.max(1);
     let runs = sorter.runs();
+    let policy = config.on_duplicate;
+    let (plan2, plain_name) = (plan.clone(), table_name.plain());
+    let mut outcome = load_stream(config, table_name, plan, move |spec, tx| {
+        produce(sorter, &plan2, spec, policy, &files, &plain_name, tx)
+    })
+    .await?;
+    outcome.runs = runs;
+    outcome.sorted = true;
+    Ok(outcome)
+}
+
+/// Loads the batches a `producer` makes (on a blocking thread) on `threads` connections with
+/// LOAD DATA; the target must take every row sent. A producer that finds its input out of key
+/// order stops early: the outcome then says so and the table holds only part of the rows.
+pub(crate) async fn load_stream(
+    config: &ImportConfig,
+    table_name: &sluice_core::TableName,
+    plan: &Arc<RowPlan>,
+    producer: impl FnOnce(&LoadSpec, mpsc::Sender<(Vec<u8>, u64)>) -> Result<Produced, ImportError>
+    + Send
+    + 'static,
+) -> Result<TableOutcome, ImportError> {
+    let threads = config.threads.max(1);
 
     let spec = LoadSpec {
         table: table_name.clone(),
@@ -478,11 +573,8 @@ pub(crate) async fn load_sorted(
     };
     let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
     let policy = config.on_duplicate;
-    let (plan2, spec2) = (plan.clone(), spec.clone());
-    let plain_name = table_name.plain();
-    let producer = tokio::task::spawn_blocking(move || {
-        produce(sorter, &plan2, &spec2, policy, &files, &plain_name, tx)
-    });
+    let spec2 = spec.clone();
+    let producer = tokio::task::spawn_blocking(move || producer(&spec2, tx));
     let rx = Arc::new(Mutex::new(rx));
     let mut loaders = tokio::task::JoinSet::new();
     for _ in 0..threads {
@@ -527,6 +619,15 @@ pub(crate) async fn load_sorted(
     if let Some(e) = load_error {
         return Err(e);
     }
+    if produced.out_of_order.is_some() {
+        return Ok(TableOutcome {
+            rows: loaded,
+            duplicates_dropped: 0,
+            runs: 0,
+            out_of_order: produced.out_of_order,
+            sorted: false,
+        });
+    }
     if loaded != produced.rows && policy != OnDuplicate::Replace {
         return Err(ImportError::Verification {
             table: table_name.plain(),
@@ -545,13 +646,20 @@ pub(crate) async fn load_sorted(
     Ok(TableOutcome {
         rows: produced.rows,
         duplicates_dropped: produced.dropped,
-        runs,
+        runs: 0,
+        out_of_order: None,
+        sorted: false,
     })
 }
 
-struct Produced {
-    rows: u64,
-    dropped: u64,
+/// What a producer sent to the loaders.
+#[derive(Debug, Default)]
+pub(crate) struct Produced {
+    pub(crate) rows: u64,
+    /// Duplicate rows the policy dropped.
+    pub(crate) dropped: u64,
+    /// Where an in-order producer found a key lower than the one before (it stopped there).
+    pub(crate) out_of_order: Option<String>,
 }
 
 /// Merges the sorted pairs, resolves duplicates, and sends encoded batches to the loaders.
@@ -565,10 +673,7 @@ fn produce(
     tx: mpsc::Sender<(Vec<u8>, u64)>,
 ) -> Result<Produced, ImportError> {
     let columns = plan.columns.len();
-    let mut out = Produced {
-        rows: 0,
-        dropped: 0,
-    };
+    let mut out = Produced::default();
     let mut buf = Vec::with_capacity(BATCH_BYTES + (1 << 20));
     let mut rows_in_buf = 0u64;
     let mut examples = Vec::new();

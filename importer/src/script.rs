@@ -91,6 +91,7 @@ pub async fn run_script(
         rows: 0,
         duplicates_dropped: 0,
         sort_runs_spilled: 0,
+        tables_sorted: 0,
         seconds: 0.0,
     };
     for name in &order {
@@ -116,6 +117,7 @@ pub async fn run_script(
         summary.rows += outcome.rows;
         summary.duplicates_dropped += outcome.duplicates_dropped;
         summary.sort_runs_spilled += outcome.runs;
+        summary.tables_sorted += 1;
     }
     config.observer.finished();
     for t in &triggers {
@@ -246,8 +248,10 @@ impl Script<'_> {
         let mapping = c.plan.mapping(insert.columns.as_deref(), where_)?;
         for row in insert.rows {
             c.ordinal += 1;
-            c.pending
-                .push(c.plan.pair(row, &mapping, file, line, c.ordinal, where_)?);
+            c.pending.push(
+                c.plan
+                    .pair(row, &mapping, file, line, c.ordinal, &|| where_.to_owned())?,
+            );
         }
         if c.pending.len() >= 65_536 {
             let batch = std::mem::take(&mut c.pending);

@@ -77,6 +77,9 @@ async fn types_round_trip(extra: &[&str]) {
         "import failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A Sluice dump's chunks come in key order: nothing needs the sort.
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["tables_sorted"], 0, "{summary}");
     assert_same_table(&db, "t", "id").await;
 }
 
@@ -169,7 +172,7 @@ async fn a_mydumper_dump_imports() {
 }
 
 /// A hand-made Dumpling-layout folder whose two files share keys 2 and 3.
-fn duplicate_folder(db: &str) -> tempfile::TempDir {
+fn duplicate_folder(db: &str, files: [&str; 2]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     std::fs::write(
@@ -182,61 +185,70 @@ fn duplicate_folder(db: &str) -> tempfile::TempDir {
         "CREATE TABLE `d` (id INT PRIMARY KEY, v VARCHAR(10));",
     )
     .unwrap();
-    std::fs::write(
-        p.join(format!("{db}.d.000000000.sql")),
-        "INSERT INTO `d` VALUES\n(1,'a'),\n(2,'first'),\n(3,'first');\n",
-    )
-    .unwrap();
-    std::fs::write(
-        p.join(format!("{db}.d.000000001.sql")),
-        "INSERT INTO `d` VALUES\n(3,'last'),\n(2,'last'),\n(4,'d');\n",
-    )
-    .unwrap();
+    std::fs::write(p.join(format!("{db}.d.000000000.sql")), files[0]).unwrap();
+    std::fs::write(p.join(format!("{db}.d.000000001.sql")), files[1]).unwrap();
     std::fs::write(p.join("metadata"), "Started dump at: 2026-01-01 00:00:00\n").unwrap();
     dir
 }
 
 #[tokio::test]
 async fn duplicates_follow_each_policy_and_errors_name_files_and_lines() {
-    let db = unique_name("import_dups");
-    let dir = duplicate_folder(&db);
-    let out = import(dir.path(), &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "id=2 at {db}.d.000000000.sql:3 and {db}.d.000000001.sql:3"
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "id=3 at {db}.d.000000000.sql:4 and {db}.d.000000001.sql:2"
-        )),
-        "{err}"
-    );
+    // Out of key order (through the sort), then in key order (loaded as the files come); the
+    // expected places of the two duplicates follow.
+    let first = "INSERT INTO `d` VALUES\n(1,'a'),\n(2,'first'),\n(3,'first');\n";
+    let unordered = [
+        first,
+        "INSERT INTO `d` VALUES\n(3,'last'),\n(2,'last'),\n(4,'d');\n",
+    ];
+    let ordered = [
+        "INSERT INTO `d` VALUES\n(1,'a'),\n(2,'first'),\n(2,'last'),\n(3,'first');\n",
+        "INSERT INTO `d` VALUES\n(3,'last'),\n(4,'d');\n",
+    ];
+    let cases = [
+        (
+            unordered,
+            1,
+            ["0.sql:3 and ", "1.sql:3"],
+            ["0.sql:4 and ", "1.sql:2"],
+        ),
+        (
+            ordered,
+            0,
+            ["0.sql:3 and ", "0.sql:4"],
+            ["0.sql:5 and ", "1.sql:2"],
+        ),
+    ];
+    for (files, sorted, id2, id3) in cases {
+        let db = unique_name("import_dups");
+        let dir = duplicate_folder(&db, files);
+        let out = import(dir.path(), &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for (id, [a, b]) in [(2, id2), (3, id3)] {
+            let expected = format!("id={id} at {db}.d.00000000{a}{db}.d.00000000{b}");
+            assert!(err.contains(&expected), "{expected}: {err}");
+        }
 
-    for (policy, expected) in [("replace", "last"), ("ignore", "first")] {
-        let out = import(dir.path(), &["--on-duplicate", policy, "--restart"]);
-        assert!(
-            out.status.success(),
-            "{policy}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut t = target().conn().await;
-        let rows: Vec<(i32, String)> = t
-            .query(format!("SELECT id, v FROM `{db}`.d ORDER BY id"))
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 4, "{policy}");
-        assert_eq!(rows[1].1, expected, "{policy}");
-        assert_eq!(rows[2].1, expected, "{policy}");
-        t.query_drop(format!("DROP TABLE `{db}`.d")).await.unwrap();
+        for (policy, expected) in [("replace", "last"), ("ignore", "first")] {
+            let out = import(dir.path(), &["--on-duplicate", policy, "--restart"]);
+            assert!(
+                out.status.success(),
+                "{policy}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(summary["tables_sorted"], sorted, "{policy}: {summary}");
+            assert_eq!(summary["duplicates_dropped"], 2, "{policy}: {summary}");
+            let mut t = target().conn().await;
+            let rows: Vec<(i32, String)> = t
+                .query(format!("SELECT id, v FROM `{db}`.d ORDER BY id"))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 4, "{policy}");
+            assert_eq!(rows[1].1, expected, "{policy}");
+            assert_eq!(rows[2].1, expected, "{policy}");
+            t.query_drop(format!("DROP TABLE `{db}`.d")).await.unwrap();
+        }
     }
 }
 
@@ -261,6 +273,15 @@ async fn a_small_sort_budget_spills_runs_and_deferred_indexes_arrive() {
     seed_big(&db, 200_000).await;
     let dir = tempfile::tempdir().unwrap();
     dump(&db, dir.path(), &["--chunk-rows", "20000"]);
+    // Chunks in key order load without the sort; swapping the first and the last chunk's rows
+    // (the dump's checks are per table) puts them out of order, so this import has to sort.
+    let chunk = |i: u32| dir.path().join(format!("{db}.big.{i:09}.sql"));
+    let (first, last) = (
+        std::fs::read(chunk(0)).unwrap(),
+        std::fs::read(chunk(9)).unwrap(),
+    );
+    std::fs::write(chunk(0), last).unwrap();
+    std::fs::write(chunk(9), first).unwrap();
     let sort_dir = tempfile::tempdir().unwrap();
     let out = import(
         dir.path(),
@@ -282,6 +303,8 @@ async fn a_small_sort_budget_spills_runs_and_deferred_indexes_arrive() {
         summary["sort_runs_spilled"].as_u64().unwrap() >= 2,
         "{summary}"
     );
+    // `big` had to be sorted; `small` came in order.
+    assert_eq!(summary["tables_sorted"], 1, "{summary}");
     assert_same_table(&db, "big", "id").await;
     let mut t = target().conn().await;
     let keys: Vec<String> = t
