@@ -338,6 +338,15 @@ impl LocalFile {
             .ok_or_else(|| std::io::Error::other("staging file not open"))
     }
 
+    /// A stand-in left behind when the real file moves to the thread that commits it.
+    fn detached() -> LocalFile {
+        LocalFile {
+            target: PathBuf::new(),
+            staging: PathBuf::new(),
+            file: None,
+        }
+    }
+
     /// Syncs the data, then renames: after a crash the name holds the whole file or nothing.
     fn commit(&mut self) -> std::io::Result<()> {
         self.file()?.sync_data()?;
@@ -356,7 +365,14 @@ impl StorageWriter {
     pub async fn finish(mut self) -> Result<u64, CoreError> {
         let result = match &mut self.inner {
             WriterInner::Object(w) => w.shutdown().await,
-            WriterInner::Local(f) => f.commit(),
+            // The sync waits for the disk: off the async threads, so that other tasks (a dump
+            // worker reading its next chunk) go on meanwhile.
+            WriterInner::Local(f) => {
+                let mut file = std::mem::replace(f, LocalFile::detached());
+                tokio::task::spawn_blocking(move || file.commit())
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            }
         };
         result.map_err(|source| CoreError::Io {
             path: self.location.clone(),

@@ -420,22 +420,53 @@ struct WorkerJob {
     done: mpsc::UnboundedSender<ChunkDone>,
 }
 
+/// Chunk files a worker may have committing (synced to disk and renamed) while it reads on.
+const COMMITS_IN_FLIGHT: usize = 2;
+
 impl WorkerJob {
     async fn run(mut self) -> Result<(), DumpError> {
+        // A chunk's file is committed by a task of its own: the disk writes it while the worker
+        // reads the next chunk (the sync of every file used to stop the worker for the disk).
+        // A chunk is reported done only once its file is committed.
+        let mut commits: JoinSet<Result<(), DumpError>> = JoinSet::new();
         loop {
             let next = self.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
             let Some(chunk) = next else { break };
             let table = &self.tables[chunk.table];
             self.observer.chunk_started(&table.name);
-            let result =
+            let (mut result, file) =
                 dump_chunk(&mut self.conn, &self.storage, &self.config, table, &chunk).await?;
-            self.observer
-                .chunk_done(&table.name, result.rows, result.bytes);
-            let _ = self.done.send(result);
+            let (observer, done, name) =
+                (self.observer.clone(), self.done.clone(), table.name.clone());
+            while commits.len() >= COMMITS_IN_FLIGHT {
+                joined(commits.join_next().await)?;
+            }
+            commits.spawn(async move {
+                if let Some((sink, rest)) = file {
+                    result.bytes = sink.finish(rest).await?;
+                }
+                observer.chunk_done(&name, result.rows, result.bytes);
+                let _ = done.send(result);
+                Ok(())
+            });
+        }
+        while let Some(commit) = commits.join_next().await {
+            joined(Some(commit))?;
         }
         // Read-only snapshot: ending it releases its undo history on the source.
         let _ = self.conn.query_drop("COMMIT").await;
         Ok(())
+    }
+}
+
+/// The outcome of a commit task.
+fn joined(
+    commit: Option<Result<Result<(), DumpError>, tokio::task::JoinError>>,
+) -> Result<(), DumpError> {
+    match commit {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(DumpError::Worker(e.to_string())),
     }
 }
 
@@ -451,7 +482,7 @@ async fn dump_chunk(
     config: &DumpConfig,
     table: &TableInfo,
     chunk: &Chunk,
-) -> Result<ChunkDone, DumpError> {
+) -> Result<(ChunkDone, Option<(ChunkSink, Vec<u8>)>), DumpError> {
     let endpoint = &config.source;
     // Parquet compresses its pages itself; the file carries no compression suffix.
     let file_compression = if config.format == DataFormat::Parquet {
@@ -543,7 +574,7 @@ async fn dump_chunk(
         .clone()
         .unwrap_or_else(|| "all rows".to_owned());
     if fingerprint.rows() == 0 {
-        return Ok(ChunkDone {
+        let done = ChunkDone {
             table: chunk.table,
             index: chunk.index,
             file: None,
@@ -552,7 +583,8 @@ async fn dump_chunk(
             bytes: 0,
             fingerprint: fingerprint.hex(),
             snapshot: 0,
-        });
+        };
+        return Ok((done, None));
     }
     match encoder {
         RowEncoder::Sql(mut e) => e.end_statement(&mut buf),
@@ -563,17 +595,19 @@ async fn dump_chunk(
         Some(s) => s,
         None => ChunkSink::new(storage, &file, file_compression)?,
     };
-    let bytes = sink.finish(buf).await?;
-    Ok(ChunkDone {
+    let done = ChunkDone {
         table: chunk.table,
         index: chunk.index,
         file: Some(file),
         range,
         rows: fingerprint.rows(),
-        bytes,
+        bytes: 0,
         fingerprint: fingerprint.hex(),
         snapshot: 0,
-    })
+    };
+    // The caller commits the file (`ChunkSink::finish` with the rest of the bytes) and sets
+    // `bytes`.
+    Ok((done, Some((sink, buf))))
 }
 
 /// `metadata.json` of a dump whose chunks are all done.
