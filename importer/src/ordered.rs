@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::ImportError;
 use crate::config::OnDuplicate;
 use crate::load::LoadSpec;
-use crate::plan::RowPlan;
+use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
 use crate::run::{BATCH_BYTES, Produced};
 use crate::source::DataFile;
@@ -68,26 +68,14 @@ pub(crate) fn produce_in_order(
             return Err(ImportError::Worker("the file reader stopped".into()));
         };
         let bytes = bytes?;
-        let mut mapping: Option<(Option<Vec<String>>, Vec<usize>)> = None;
+        let mut mapping = MappingCache::default();
         let mut ordinal = 0u64;
         let result = read_file(bytes, file, dialect, |columns, cells, line| {
             if out.out_of_order.is_some() || examples.len() >= 5 {
                 return Ok(());
             }
             let at = || format!("{}:{line}", file.name);
-            if mapping
-                .as_ref()
-                .is_none_or(|(c, _)| c.as_deref() != columns)
-            {
-                mapping = Some((
-                    columns.map(<[String]>::to_vec),
-                    plan.mapping(columns, &at())?,
-                ));
-            }
-            let map = mapping
-                .as_ref()
-                .map(|(_, m)| m.as_slice())
-                .unwrap_or_default();
+            let map = mapping.get(plan, columns, &at)?;
             ordinal += 1;
             let canon = plan.canonical(cells, map, &at)?;
             key.clear();

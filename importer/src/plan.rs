@@ -11,6 +11,33 @@ use crate::cell::Cell;
 use crate::kv::{encode_key_cell, encode_value};
 use crate::sort::Kv;
 
+/// The mapping of the column list a file's rows last named: files name one list for all
+/// their rows, so it is worked out once per list, not per row.
+#[derive(Debug, Default)]
+pub struct MappingCache(Option<(Option<Vec<String>>, Vec<usize>)>);
+
+impl MappingCache {
+    /// Where each of `columns` goes in `plan`'s order; `at` names the row for an error.
+    pub fn get(
+        &mut self,
+        plan: &RowPlan,
+        columns: Option<&[String]>,
+        at: &dyn Fn() -> String,
+    ) -> Result<&[usize], ImportError> {
+        if self.0.as_ref().is_none_or(|(c, _)| c.as_deref() != columns) {
+            self.0 = Some((
+                columns.map(<[String]>::to_vec),
+                plan.mapping(columns, &at())?,
+            ));
+        }
+        Ok(self
+            .0
+            .as_ref()
+            .map(|(_, m)| m.as_slice())
+            .unwrap_or_default())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RowPlan {
     /// The loaded columns, in canonical order, as the target describes them.
@@ -139,14 +166,16 @@ impl RowPlan {
     }
 
     /// `k1=v1,k2=v2` for a row's key, for messages.
-    pub fn key_text(&self, canon: &[Option<Vec<u8>>]) -> String {
+    pub fn key_text<V: AsRef<[u8]>>(&self, canon: &[Option<V>]) -> String {
         self.key
             .iter()
             .map(|&k| {
                 format!(
                     "{}={}",
                     self.columns[k].name,
-                    String::from_utf8_lossy(canon[k].as_deref().unwrap_or(b"NULL"))
+                    String::from_utf8_lossy(
+                        canon[k].as_ref().map_or(b"NULL".as_slice(), |v| v.as_ref())
+                    )
                 )
             })
             .collect::<Vec<_>>()

@@ -19,7 +19,7 @@ use crate::config::{ImportConfig, OnDuplicate};
 use crate::kv::decode_value;
 use crate::load::{LoadSpec, load_batch, prepare_session};
 use crate::ordered::{InOrder, produce_in_order};
-use crate::plan::RowPlan;
+use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
 use crate::sort::{Kv, Sorter};
 use crate::source::{DumpSource, TableSource, discover};
@@ -480,23 +480,11 @@ async fn import_sorted(
                 let data: Bytes = storage.get(&file.name).await?;
                 tokio::task::spawn_blocking(move || -> Result<(), ImportError> {
                     let mut pairs: Vec<Kv> = Vec::new();
-                    let mut mapping: Option<(Option<Vec<String>>, Vec<usize>)> = None;
+                    let mut mapping = MappingCache::default();
                     let mut ordinal = 0u64;
                     read_file(data, &file, &dialect, |columns, cells, line| {
                         let at = || format!("{}:{line}", file.name);
-                        let cached = mapping
-                            .as_ref()
-                            .is_some_and(|(c, _)| c.as_deref() == columns);
-                        if !cached {
-                            mapping = Some((
-                                columns.map(<[String]>::to_vec),
-                                plan.mapping(columns, &at())?,
-                            ));
-                        }
-                        let map = mapping
-                            .as_ref()
-                            .map(|(_, m)| m.as_slice())
-                            .unwrap_or_default();
+                        let map = mapping.get(&plan, columns, &at)?;
                         ordinal += 1;
                         pairs.push(plan.pair(cells, map, index as u32, line, ordinal, &at)?);
                         if pairs.len() >= 65_536 {
@@ -690,19 +678,7 @@ fn produce(
     };
     let key_text = |value: &[u8]| {
         decode_value(value, columns)
-            .map(|(cells, _, _)| {
-                plan.key
-                    .iter()
-                    .map(|&k| {
-                        format!(
-                            "{}={}",
-                            plan.columns[k].name,
-                            String::from_utf8_lossy(cells[k].unwrap_or(b"NULL"))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(|(cells, _, _)| plan.key_text(&cells))
             .unwrap_or_default()
     };
     let emit = |kv: Kv, buf: &mut Vec<u8>, rows_in_buf: &mut u64| -> Result<(), ImportError> {
