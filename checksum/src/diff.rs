@@ -1,8 +1,9 @@
 //! Row-level diff of a chunk whose fingerprints differ: which rows are missing, extra or
 //! changed (and in which columns), with the statements that repair the target.
 //!
-//! With a primary key, both sides list `(key, row hash)` for the chunk and the lists are
-//! compared by key; only the differing rows are then read whole. Without a key, both sides
+//! With a primary key, both sides list `(key, row hash)` for a range (the chunk, narrowed
+//! first by [`crate::bisect`]) and the lists are compared by key; only the differing rows are
+//! then read whole. Without a key, both sides
 //! count rows per row hash, and surplus copies on either side are the differences.
 
 use std::collections::HashMap;
@@ -34,6 +35,18 @@ pub struct ChunkDiff {
     pub differences: Vec<Difference>,
     pub fixes: Vec<String>,
     pub truncated: bool,
+    /// `(key, row hash)` pairs read from both sides to find the differing rows.
+    pub rows_listed: u64,
+}
+
+impl ChunkDiff {
+    /// Adds what another range of the same table found.
+    pub fn absorb(&mut self, other: ChunkDiff) {
+        self.differences.extend(other.differences);
+        self.fixes.extend(other.fixes);
+        self.truncated |= other.truncated;
+        self.rows_listed += other.rows_listed;
+    }
 }
 
 type Cells = Vec<Option<Vec<u8>>>;
@@ -157,7 +170,10 @@ pub async fn keyed_chunk(
     let dst: HashMap<Cells, Cells> = split(query_rows(target, target_sql, &what).await?)
         .into_iter()
         .collect();
-    let mut out = ChunkDiff::default();
+    let mut out = ChunkDiff {
+        rows_listed: (src.len() + dst.len()) as u64,
+        ..ChunkDiff::default()
+    };
     let push = |out: &mut ChunkDiff, d: Difference, fix: String| {
         if out.differences.len() < limit {
             out.differences.push(d);

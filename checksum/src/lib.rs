@@ -8,9 +8,11 @@
 //!
 //! Flow: [`Checker::build`] connects to both servers and selects the tables; [`Checker::run`]
 //! plans chunks on the source (the dumper's planner), compares `COUNT(*)` and a 64-bit
-//! fingerprint per chunk on both sides in parallel, rechecks mismatches after a delay, diffs the
-//! chunks that still differ row by row, and returns a [`Report`].
+//! fingerprint per chunk on both sides in parallel, rechecks mismatches after a delay, narrows
+//! the chunks that still differ by bisection, diffs the small ranges left row by row, and
+//! returns a [`Report`].
 
+mod bisect;
 mod config;
 mod diff;
 mod error;

@@ -37,6 +37,9 @@ pub struct TableReport {
     pub differences: Vec<Difference>,
     /// More differing rows existed than were listed.
     pub truncated: bool,
+    /// `(key, row hash)` pairs read from both sides to locate the differences (mismatching
+    /// chunks are narrowed by bisection first, so this stays small for a few differences).
+    pub rows_listed: u64,
     /// Set when the table does not exist on the target.
     pub missing_on_target: bool,
 }

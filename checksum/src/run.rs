@@ -11,15 +11,13 @@ use sluice_core::{
 };
 use tokio::task::JoinSet;
 
+use crate::bisect::{self, Fingerprint, fingerprint};
 use crate::config::ChecksumConfig;
 use crate::diff::{self, Side};
 use crate::report::{Report, TableReport};
 use crate::row_hash::HashSql;
 use crate::sync::{self, Synchronizer};
 use crate::{ChecksumError, fix};
-
-/// `COUNT(*)` and the two hash sums of a chunk on one side.
-type Fingerprint = (u64, String, String);
 
 /// A checksum run, checked and ready.
 pub struct Checker {
@@ -174,6 +172,7 @@ impl Checker {
                     mismatched_chunks: Vec::new(),
                     differences: Vec::new(),
                     truncated: false,
+                    rows_listed: 0,
                     missing_on_target: missing_on_target.contains(&t.name),
                 };
                 (i, report)
@@ -222,21 +221,37 @@ impl Checker {
             let found = if table.primary_key.is_empty() {
                 diff::keyless_table(&mut source, &mut target, &hash, pair, left).await?
             } else {
-                diff::keyed_chunk(
+                let ranges = bisect::narrow(
                     &mut source,
                     &mut target,
                     &hash,
                     pair,
                     r.chunk.predicate.as_deref(),
-                    left,
+                    (r.source.0, r.target.0),
                 )
-                .await?
+                .await?;
+                let mut found = diff::ChunkDiff::default();
+                for range in ranges {
+                    let limit = left.saturating_sub(found.differences.len());
+                    let part = diff::keyed_chunk(
+                        &mut source,
+                        &mut target,
+                        &hash,
+                        pair,
+                        range.as_deref(),
+                        limit,
+                    )
+                    .await?;
+                    found.absorb(part);
+                }
+                found
             };
             if synchronizer.is_some() {
                 sync::end(&mut src_conn).await;
                 sync::end(&mut dst_conn).await;
             }
             report.truncated |= found.truncated;
+            report.rows_listed += found.rows_listed;
             report.differences.extend(found.differences);
             fixes.extend(found.fixes);
         }
@@ -337,18 +352,6 @@ async fn compare_all(
         out.extend(joined.map_err(|e| ChecksumError::Worker(e.to_string()))??);
     }
     Ok(out)
-}
-
-async fn fingerprint(
-    conn: &mut Conn,
-    endpoint: &Endpoint,
-    sql: &str,
-) -> Result<Fingerprint, ChecksumError> {
-    let row: Option<(u64, String, String)> = conn
-        .query_first(sql)
-        .await
-        .map_err(|e| endpoint.error("checksum a chunk", e))?;
-    Ok(row.unwrap_or((0, "0".into(), "0".into())))
 }
 
 /// Sleeps while the source's `Threads_running` is above `limit`.

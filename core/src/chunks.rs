@@ -182,8 +182,8 @@ async fn sampled_ranges(
 }
 
 /// `(c1, c2, …) >= (v1, v2, …)` (or `<`) spelled out as ORs of ANDs, which every MySQL and
-/// MariaDB version turns into an index range.
-fn tuple_compare(cols: &[String], values: &[String], greater_or_equal: bool) -> String {
+/// MariaDB version turns into an index range. `cols` are quoted names, `values` SQL literals.
+pub fn tuple_compare(cols: &[String], values: &[String], greater_or_equal: bool) -> String {
     let mut terms = Vec::new();
     for k in 0..cols.len() {
         let mut parts: Vec<String> = (0..k)

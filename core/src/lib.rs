@@ -22,7 +22,7 @@ mod sql_literal;
 mod storage;
 mod table_name;
 
-pub use chunks::{Chunk, plan_table};
+pub use chunks::{Chunk, plan_table, tuple_compare};
 pub use column::{ColumnKind, bit_value};
 pub use endpoint::{Endpoint, Flavor, Secret, ServerInfo};
 pub use error::{CoreError, Result};

@@ -135,8 +135,19 @@ async fn equal_databases_exit_0_and_the_source_is_never_written() {
 async fn every_kind_of_difference_is_found_located_and_fixed() {
     let db = unique_name("checksum_diff");
     seed_both(&[source(), target()], &db, 1_000_000);
+    // A composite key of an integer and a string: bisection splits on tuples.
+    let composite = format!(
+        "USE `{db}`;
+         CREATE TABLE pairs (a INT, b VARCHAR(10), v INT, PRIMARY KEY (a, b));
+         INSERT INTO pairs SELECT seq DIV 4, CONCAT('k', seq MOD 4), seq FROM seq_1_to_8000;"
+    );
+    for s in [source(), target()] {
+        mariadb_client(s, None, composite.as_bytes());
+    }
     let breakage = format!(
         "USE `{db}`;
+         UPDATE pairs SET v = 0 WHERE a = 1200 AND b = 'k2';
+         DELETE FROM pairs WHERE a = 1999 AND b = 'k0';
          UPDATE big SET b = b + 1 WHERE id = 654321;
          DELETE FROM t WHERE id = 2;
          INSERT INTO t VALUES (100, 'extra', NULL, 0, 0, NULL, NULL);
@@ -203,6 +214,18 @@ async fn every_kind_of_difference_is_found_located_and_fixed() {
         ]
     );
     assert_eq!(
+        diffs("pairs"),
+        [
+            "a=1200, b=k2 changed [\"v\"]",
+            "a=1999, b=k0 missing_on_target"
+        ]
+    );
+    let listed = table("pairs")["rows_listed"].as_u64().unwrap();
+    assert!(
+        listed <= 2048,
+        "pairs: {listed} rows listed for two differences"
+    );
+    assert_eq!(
         diffs("nokey"),
         ["x=1, y=a missing_on_target", "x=3, y=new extra_on_target"]
     );
@@ -210,6 +233,12 @@ async fn every_kind_of_difference_is_found_located_and_fixed() {
         table("big")["mismatched_chunks"].as_array().unwrap().len(),
         1,
         "one chunk of the big table differs"
+    );
+    // The 50,000-row chunk was bisected: only a leaf range's rows were listed (≤ 512 per side).
+    let listed = table("big")["rows_listed"].as_u64().unwrap();
+    assert!(
+        (1..=1024).contains(&listed),
+        "the mismatching chunk should be narrowed before its rows are listed: {listed} listed"
     );
 
     let sql = std::fs::read(fix.path()).unwrap();
