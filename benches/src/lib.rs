@@ -192,3 +192,33 @@ pub fn sysbench_prepare(server: &sluice_tests::MariaDb, tables: u64, table_size:
         "sysbench prepare failed (is sysbench installed? see ci/setup.sh)"
     );
 }
+
+/// Waits until the servers are idle: their dirty pages flushed and their CPU use under 5% for
+/// two seconds in a row (at most two minutes). A server still flushing after a bulk load
+/// charges that work to whichever tool runs next, which made the CPU columns noisy.
+pub fn wait_until_idle(servers: &[&sluice_tests::MariaDb]) {
+    for s in servers {
+        query(s, "SET GLOBAL innodb_max_dirty_pages_pct = 0");
+    }
+    let started = std::time::Instant::now();
+    let mut quiet = 0;
+    while quiet < 2 && started.elapsed() < std::time::Duration::from_secs(120) {
+        let before: Vec<f64> = servers.iter().map(|s| cpu_seconds_of(s.pid)).collect();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let busy = servers
+            .iter()
+            .zip(&before)
+            .any(|(s, b)| cpu_seconds_of(s.pid) - b > 0.05);
+        let dirty = servers.iter().any(|s| {
+            query(
+                s,
+                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'",
+            ) != "0"
+        });
+        quiet = if busy || dirty { 0 } else { quiet + 1 };
+    }
+    for s in servers {
+        query(s, "SET GLOBAL innodb_max_dirty_pages_pct = 90");
+    }
+}

@@ -1,26 +1,32 @@
 //! The SQL that fingerprints rows on the server, so that only a few numbers per chunk cross the
 //! network.
 //!
-//! A row's canonical text is `CONCAT_WS('#', v1, …, vn, nulls, lengths)` where
+//! A row's canonical text is `CONCAT_WS(0xFF, v1, …, vn, nulls, lengths)`, a byte string, where
 //! * each `v` is the column made explicit: character columns in other charsets converted to
-//!   utf8mb4 (so a latin1 and a utf8mb4 column holding the same text agree), FLOAT as DOUBLE (all its digits, so a
-//!   last-digit change shows), BIT as a number, everything else as the server prints it in the
-//!   checker's `time_zone = '+00:00'` session (TIMESTAMP therefore compares instants); columns
-//!   already in utf8mb4 are taken as they are, since converting them costs time and changes
-//!   nothing;
-//! * `nulls` is one `0`/`1` per column (`CONCAT_WS` skips NULLs, so NULL and `''` would otherwise
-//!   look alike);
-//! * `lengths` lists the length of each string value (bytes for utf8mb4 and binary columns,
-//!   characters for others, so the figure does not depend on the charset), so that a separator
-//!   inside a value cannot make two different rows print alike.
+//!   utf8mb4 (so a latin1 and a utf8mb4 column holding the same text agree), FLOAT as DOUBLE (all
+//!   its digits, so a last-digit change shows), BIT as a number, everything else as the server
+//!   prints it in the checker's `time_zone = '+00:00'` session (TIMESTAMP therefore compares
+//!   instants); columns already in utf8mb4 are taken as they are, since converting them costs
+//!   time and changes nothing;
+//! * `nulls` is one `0`/`1` per column that may be NULL (`CONCAT_WS` skips NULLs, so NULL and
+//!   `''` would otherwise look alike);
+//! * `lengths` lists the byte length of each value that could contain the separator byte 0xFF:
+//!   binary strings and text in charsets other than utf8 and ascii. Numbers, dates and UTF-8
+//!   text never contain 0xFF, so for them the separator alone keeps two different rows from
+//!   printing alike. The separator is `CAST(0xFF AS BINARY)`: a binary argument makes the whole
+//!   text binary, so the columns' bytes go in as they are, unconverted.
 //!
 //! Both sides hash the same text, so what each column needs is decided once per table from
-//! both sides' definitions ([`HashSql::new`]), and measured (MariaDB 10.11, sysbench rows):
+//! both sides' definitions ([`HashSql::new`]), and measured (MariaDB 10.11, server CPU ticks for
+//! 250k sysbench rows, both hashes; `COUNT(*)` alone is 2):
 //! * converting a latin1 column to utf8mb4 costs three times the rest of the hashing, so when
 //!   every character column of a table has one charset and the target's columns have that same
 //!   charset, the columns are hashed as they are (the same text is then the same bytes on both
 //!   sides, and no two charsets meet inside `CONCAT_WS`);
-//! * the NULL flags cost a quarter: a column that is NOT NULL on both sides has none.
+//! * the NULL flags cost a quarter: a column that is NOT NULL on both sides has none;
+//! * a `LENGTH()` per string column cost 20 ticks against 12 without (it reads the value a
+//!   second time): hence the 0xFF separator, and lengths only where it is not enough.
+//!   pt-table-checksum's single 32-bit CRC costs 9.
 //!
 //! The row hash is 64 bits: `CRC32` and `CRC32C` of that text where both servers have CRC32C
 //! (MariaDB ≥ 10.8), else two 32-bit slices of its MD5. A chunk's fingerprint is
@@ -167,22 +173,32 @@ fn row_text(source: &TableInfo, target: Option<&TableInfo>) -> String {
     if !nulls.is_empty() {
         parts.push(format!("CONCAT({})", nulls.join(", ")));
     }
-    // Only strings can contain the separator; numbers and dates cannot. A converted column's
-    // length is counted in characters, so that it does not depend on the charset.
+    // Only values that can hold the byte 0xFF need their length: binary strings and text
+    // hashed in a charset other than utf8 or ascii (converted columns are utf8mb4).
     parts.extend(
         canon
             .iter()
-            .filter(|c| matches!(c.column.kind, ColumnKind::Text | ColumnKind::Binary))
-            .map(|c| {
-                let name = quote_ident(&c.column.name);
-                if c.convert {
-                    format!("CHAR_LENGTH({name})")
-                } else {
-                    format!("LENGTH({name})")
-                }
-            }),
+            .filter(|c| may_hold_separator(c))
+            .map(|c| format!("LENGTH({})", quote_ident(&c.column.name))),
     );
-    format!("CONCAT_WS('#', {})", parts.join(", "))
+    format!("CONCAT_WS({SEPARATOR}, {})", parts.join(", "))
+}
+
+/// The field separator of the row text: a byte no UTF-8 text, number or date contains, and
+/// binary so that the text is bytes.
+const SEPARATOR: &str = "CAST(0xFF AS BINARY)";
+
+fn may_hold_separator(canon: &Canon<'_>) -> bool {
+    match canon.column.kind {
+        ColumnKind::Binary => true,
+        // No charset: a date, time or JSON value, printed in ASCII or UTF-8.
+        ColumnKind::Text if !canon.convert => canon
+            .column
+            .charset
+            .as_deref()
+            .is_some_and(|cs| !matches!(cs, "utf8mb4" | "utf8mb3" | "utf8" | "ascii")),
+        _ => false,
+    }
 }
 
 fn canonical(canon: &Canon<'_>) -> String {
@@ -231,7 +247,22 @@ mod tests {
         let text = row_text(&source, Some(&source));
         assert_eq!(
             text,
-            "CONCAT_WS('#', `id`, `c`, `n`, CONCAT(ISNULL(`n`)), LENGTH(`c`), LENGTH(`n`))"
+            "CONCAT_WS(CAST(0xFF AS BINARY), `id`, `c`, `n`, CONCAT(ISNULL(`n`)), LENGTH(`c`), LENGTH(`n`))"
+        );
+    }
+
+    #[test]
+    fn only_values_that_can_hold_the_separator_byte_get_a_length() {
+        let source = table(vec![
+            column("id", ColumnKind::Integer, None, false),
+            column("u", ColumnKind::Text, Some("utf8mb4"), false),
+            column("b", ColumnKind::Binary, Some("binary"), false),
+            column("d", ColumnKind::Text, None, false),
+        ]);
+        let text = row_text(&source, Some(&source));
+        assert_eq!(
+            text,
+            "CONCAT_WS(CAST(0xFF AS BINARY), `id`, `u`, `b`, `d`, LENGTH(`b`))"
         );
     }
 
@@ -248,7 +279,7 @@ mod tests {
         let text = row_text(&source, Some(&target));
         assert_eq!(
             text,
-            "CONCAT_WS('#', `id`, CONVERT(`c` USING utf8mb4), CONCAT(ISNULL(`id`)), CHAR_LENGTH(`c`))"
+            "CONCAT_WS(CAST(0xFF AS BINARY), `id`, CONVERT(`c` USING utf8mb4), CONCAT(ISNULL(`id`)))"
         );
         // Two charsets in one table: each converted, whatever the target says.
         let mixed = table(vec![

@@ -311,7 +311,11 @@ async fn charsets_compare_by_text_and_separators_cannot_hide_a_change() {
     let create = |charset: &str| {
         format!(
             "CREATE DATABASE `{db}`; USE `{db}`; CREATE TABLE c (id INT PRIMARY KEY, a VARCHAR(20) CHARACTER SET {charset}, b VARCHAR(20));
-             INSERT INTO c VALUES (1, 'café', 'x'), (2, 'x#', 'y');"
+             INSERT INTO c VALUES (1, 'café', 'x'), (2, 'x#', 'y');
+             CREATE TABLE bin (id INT PRIMARY KEY, a VARBINARY(10), b VARBINARY(10));
+             INSERT INTO bin VALUES (1, 0x41FF, 0x42);
+             CREATE TABLE l1 (id INT PRIMARY KEY, a VARCHAR(10), b VARCHAR(10)) DEFAULT CHARSET latin1;
+             INSERT INTO l1 VALUES (1, 'aÿ', 'b');"
         )
     };
     mariadb_client(source(), None, create("latin1").as_bytes());
@@ -326,7 +330,11 @@ async fn charsets_compare_by_text_and_separators_cannot_hide_a_change() {
     mariadb_client(
         target(),
         None,
-        format!("UPDATE `{db}`.c SET a = 'x', b = '#y' WHERE id = 2").as_bytes(),
+        format!(
+            "USE `{db}`; UPDATE c SET a = 'x', b = '#y' WHERE id = 2;
+             UPDATE bin SET a = 0x41, b = 0xFF42; UPDATE l1 SET a = 'a', b = 'ÿb';"
+        )
+        .as_bytes(),
     );
     let out = checksum(source(), target(), &db, &[]);
     assert_eq!(
@@ -335,4 +343,15 @@ async fn charsets_compare_by_text_and_separators_cannot_hide_a_change() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A byte moved across a column boundary (the separator byte 0xFF in binary and latin1
+    // values, '#' in text) is a change in every table.
+    let r = report(&out);
+    for t in r["tables"].as_array().unwrap() {
+        assert_eq!(
+            t["differences"].as_array().unwrap().len(),
+            1,
+            "{}: {t}",
+            t["table"]
+        );
+    }
 }

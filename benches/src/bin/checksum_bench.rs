@@ -8,13 +8,14 @@
 //! TARGET replicates SOURCE natively (GTID), `sysbench prepare` loads SOURCE, and once TARGET
 //! has caught up both tools verify the same pair, interleaved. pt-table-checksum works the way
 //! it must: it writes its checksums into `percona.checksums` on the source and reads the
-//! replica's results; sluice checksum only reads both sides. Printed: median seconds
+//! replica's results; sluice checksum only reads both sides. Each run starts once both
+//! servers are idle (dirty pages flushed, no background CPU). Printed: median seconds
 //! (min–max), rows/s, the ratio, and the source's CPU seconds per run.
 
 use std::process::Command;
 
 use sluice_benches::{
-    cpu_seconds_of, measure_with, query, sibling_binary, spread, sysbench_prepare,
+    cpu_seconds_of, measure_with, query, sibling_binary, spread, sysbench_prepare, wait_until_idle,
 };
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
@@ -103,6 +104,7 @@ fn main() {
     let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); cases.len()];
     for rep in 0..reps {
         for (i, (name, build, ok)) in cases.iter().enumerate() {
+            wait_until_idle(&[&src, &dst]);
             let (src_before, dst_before) = (cpu_seconds_of(src.pid), cpu_seconds_of(dst.pid));
             let m = measure_with(build(()), ok);
             let (src_cpu, dst_cpu) = (
