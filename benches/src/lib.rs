@@ -193,32 +193,56 @@ pub fn sysbench_prepare(server: &sluice_tests::MariaDb, tables: u64, table_size:
     );
 }
 
-/// Waits until the servers are idle: their dirty pages flushed and their CPU use under 5% for
-/// two seconds in a row (at most two minutes). A server still flushing after a bulk load
-/// charges that work to whichever tool runs next, which made the CPU columns noisy.
-pub fn wait_until_idle(servers: &[&sluice_tests::MariaDb]) {
+/// Flushes the servers' dirty pages (at most two minutes), so that the flushing a bulk load
+/// leaves behind is not charged to whichever tool runs next.
+pub fn flush_dirty_pages(servers: &[&sluice_tests::MariaDb]) {
     for s in servers {
-        query(s, "SET GLOBAL innodb_max_dirty_pages_pct = 0");
+        query(
+            s,
+            "SET GLOBAL innodb_io_capacity_max = 20000, innodb_io_capacity = 20000, \
+             innodb_max_dirty_pages_pct = 0",
+        );
     }
     let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        let dirty: u64 = servers
+            .iter()
+            .map(|s| {
+                query(
+                    s,
+                    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                     WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'",
+                )
+                .parse::<u64>()
+                .unwrap_or(0)
+            })
+            .sum();
+        if dirty < 100 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for s in servers {
+        query(
+            s,
+            "SET GLOBAL innodb_max_dirty_pages_pct = 90, innodb_io_capacity = 200, \
+             innodb_io_capacity_max = 2000",
+        );
+    }
+}
+
+/// Waits until the servers' CPU use stays under 5% for two seconds in a row (at most a
+/// minute): background work (purge, flushing) of the run before is not charged to the next.
+pub fn wait_until_idle(servers: &[&sluice_tests::MariaDb]) {
+    let started = std::time::Instant::now();
     let mut quiet = 0;
-    while quiet < 2 && started.elapsed() < std::time::Duration::from_secs(120) {
+    while quiet < 2 && started.elapsed() < std::time::Duration::from_secs(60) {
         let before: Vec<f64> = servers.iter().map(|s| cpu_seconds_of(s.pid)).collect();
         std::thread::sleep(std::time::Duration::from_secs(1));
         let busy = servers
             .iter()
             .zip(&before)
             .any(|(s, b)| cpu_seconds_of(s.pid) - b > 0.05);
-        let dirty = servers.iter().any(|s| {
-            query(
-                s,
-                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-                 WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'",
-            ) != "0"
-        });
-        quiet = if busy || dirty { 0 } else { quiet + 1 };
-    }
-    for s in servers {
-        query(s, "SET GLOBAL innodb_max_dirty_pages_pct = 90");
+        quiet = if busy { 0 } else { quiet + 1 };
     }
 }

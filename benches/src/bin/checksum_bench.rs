@@ -9,13 +9,14 @@
 //! has caught up both tools verify the same pair, interleaved. pt-table-checksum works the way
 //! it must: it writes its checksums into `percona.checksums` on the source and reads the
 //! replica's results; sluice checksum only reads both sides. Each run starts once both
-//! servers are idle (dirty pages flushed, no background CPU). Printed: median seconds
+//! servers are idle (the load's dirty pages flushed first, no background CPU). Printed: median seconds
 //! (min–max), rows/s, the ratio, and the source's CPU seconds per run.
 
 use std::process::Command;
 
 use sluice_benches::{
-    cpu_seconds_of, measure_with, query, sibling_binary, spread, sysbench_prepare, wait_until_idle,
+    cpu_seconds_of, flush_dirty_pages, measure_with, query, sibling_binary, spread,
+    sysbench_prepare, wait_until_idle,
 };
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
@@ -97,6 +98,7 @@ fn main() {
         ),
         ("sluice checksum --threads 2", Box::new(ours), &[0]),
     ];
+    flush_dirty_pages(&[&src, &dst]);
     eprintln!("warm-up …");
     for (_, build, ok) in &cases {
         measure_with(build(()), ok);
