@@ -26,6 +26,7 @@ mod plan;
 mod read;
 mod run;
 mod script;
+mod sent;
 mod sort;
 mod source;
 mod sql_reader;

@@ -107,16 +107,25 @@ pub async fn prepare_session(conn: &mut Conn, endpoint: &Endpoint) -> Result<(),
         .map_err(|e| ImportError::from(endpoint.error("set bulk-load session settings", e)))
 }
 
-/// Loads one batch of `rows` encoded rows; returns the rows the server took and, when it took
-/// fewer, the first warnings that say why (a duplicate under the collation, a value the target
-/// refuses).
+/// What the server did with a batch.
+pub struct Loaded {
+    /// Rows the server took.
+    pub taken: u64,
+    /// The server raised at least one warning (a value truncated, converted or refused).
+    pub warned: bool,
+    /// When it took fewer rows than sent, the first warnings, which say why (a duplicate under
+    /// the collation, a value the target refuses).
+    pub why: Vec<String>,
+}
+
+/// Loads one batch of `rows` encoded rows.
 pub async fn load_batch(
     conn: &mut Conn,
     endpoint: &Endpoint,
     spec: &LoadSpec,
     data: Vec<u8>,
     rows: u64,
-) -> Result<(u64, Vec<String>), ImportError> {
+) -> Result<Loaded, ImportError> {
     let bytes = Bytes::from(data);
     conn.set_infile_handler(async move {
         let stream: mysql_async::InfileData =
@@ -128,6 +137,7 @@ pub async fn load_batch(
         .await
         .map_err(|e| endpoint.error(format!("LOAD DATA into {}", spec.table.plain()), e))?;
     let taken = conn.affected_rows();
+    let warned = conn.get_warnings() > 0;
     let mut warnings = Vec::new();
     if taken < rows && !spec.replace {
         let shown: Vec<(String, u32, String)> = conn
@@ -139,7 +149,11 @@ pub async fn load_batch(
             .map(|(level, code, message)| format!("{level} {code}: {message}"))
             .collect();
     }
-    Ok((taken, warnings))
+    Ok(Loaded {
+        taken,
+        warned,
+        why: warnings,
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 use std::cmp::Ordering;
 
 use bytes::Bytes;
-use sluice_core::layout::CsvDialect;
+use sluice_core::layout::{CsvDialect, RowFingerprint};
 use tokio::sync::mpsc;
 
 use crate::ImportError;
@@ -25,6 +25,7 @@ use crate::load::LoadSpec;
 use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
 use crate::run::{BATCH_BYTES, Produced};
+use crate::sent::SentFingerprint;
 use crate::source::DataFile;
 
 /// What the in-order producer reads and how: a table's files, in their order.
@@ -57,6 +58,7 @@ pub(crate) fn produce_in_order(
         pending_at: None,
         rows: 0,
         tx,
+        sent: SentFingerprint::new(plan),
     };
     let mut out = Produced::default();
     let mut key = Vec::with_capacity(64);
@@ -134,7 +136,7 @@ pub(crate) fn produce_in_order(
     if batch.pending_at.is_some() {
         out.rows += 1;
     }
-    batch.finish()?;
+    out.sent = batch.finish()?;
     Ok(out)
 }
 
@@ -147,12 +149,17 @@ struct Batch {
     /// Final rows in `buf`.
     rows: u64,
     tx: mpsc::Sender<(Vec<u8>, u64)>,
+    /// The fingerprint of the rows encoded (see `sent.rs`).
+    sent: Option<SentFingerprint>,
 }
 
 impl Batch {
     fn encode(&mut self, spec: &LoadSpec, canon: &[Option<Vec<u8>>]) {
         let cells: Vec<Option<&[u8]>> = canon.iter().map(|c| c.as_deref()).collect();
         spec.encode_row(&mut self.buf, &cells);
+        if let Some(s) = &mut self.sent {
+            s.add(&cells);
+        }
     }
 
     /// Makes the pending row final and adds `canon` as the new pending row; sends the final
@@ -190,8 +197,8 @@ impl Batch {
             .map_err(|_| ImportError::Worker("the loaders stopped".into()))
     }
 
-    /// Sends the rest, the pending row included.
-    fn finish(mut self) -> Result<(), ImportError> {
+    /// Sends the rest, the pending row included; returns the fingerprint of all rows encoded.
+    fn finish(mut self) -> Result<Option<RowFingerprint>, ImportError> {
         if self.pending_at.is_some() {
             self.rows += 1;
         }
@@ -199,6 +206,6 @@ impl Batch {
             let data = std::mem::take(&mut self.buf);
             self.send(data)?;
         }
-        Ok(())
+        Ok(self.sent.map(SentFingerprint::finish))
     }
 }

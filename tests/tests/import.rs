@@ -672,3 +672,52 @@ async fn redo_settings(conn: &mut mysql_async::Conn) -> (u64, u64) {
     .unwrap()
     .unwrap()
 }
+
+#[tokio::test]
+async fn rows_that_differ_from_the_dumps_fingerprint_fail_verification() {
+    let db = unique_name("import_verify");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(10));
+             INSERT INTO `{db}`.t VALUES (1, 'abc'), (2, 'def');"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &["--format", "csv"]);
+    // A data file edited after the dump, still well-formed: the rows sent are not the dump's.
+    let data = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "csv"))
+        .unwrap();
+    let text = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, text.replace("def", "xyz")).unwrap();
+    let out = import(dir.path(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{db}.t")) && err.contains("fingerprint of the rows sent"),
+        "{err}"
+    );
+
+    // The file restored, but a target column too narrow: LOAD DATA truncates with a warning,
+    // so the rows are read back, and they are not the dump's.
+    std::fs::write(&data, text).unwrap();
+    mariadb_client(
+        target(),
+        None,
+        format!(
+            "DROP DATABASE `{db}`; CREATE DATABASE `{db}`;
+             CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(2));"
+        )
+        .as_bytes(),
+    );
+    let out = import(dir.path(), &["--no-schema", "--restart"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("fingerprint of the rows read back"), "{err}");
+}
