@@ -13,6 +13,45 @@ use sluice_core::{ColumnInfo, ColumnKind, Endpoint, TableName, quote_ident};
 
 use crate::ImportError;
 
+/// Encoded rows sent to the server in one LOAD DATA statement.
+pub(crate) const BATCH_BYTES: usize = 16 << 20;
+
+/// Where a producer sends its LOAD DATA batches, and where it gets the buffers the loaders
+/// are done with: a batch buffer is reused, not allocated afresh (a fresh 17 MiB buffer is
+/// fresh pages the kernel must clear and fault in: about a tenth of the client's CPU).
+pub struct BatchSink {
+    tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl BatchSink {
+    pub fn new(
+        tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>,
+        recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+    ) -> BatchSink {
+        BatchSink { tx, recycled }
+    }
+
+    /// An empty buffer for the next batch.
+    pub fn buffer(&self) -> Vec<u8> {
+        match self.recycled.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Vec::with_capacity(BATCH_BYTES + (1 << 20)),
+        }
+    }
+
+    /// Sends a batch of `rows` rows, waiting while the loaders are busy (from a blocking
+    /// thread).
+    pub fn send(&self, data: Vec<u8>, rows: u64) -> Result<(), ImportError> {
+        self.tx
+            .blocking_send((data, rows))
+            .map_err(|_| ImportError::Worker("the loaders stopped".into()))
+    }
+}
+
 /// How one table is loaded.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -116,6 +155,8 @@ pub struct Loaded {
     /// When it took fewer rows than sent, the first warnings, which say why (a duplicate under
     /// the collation, a value the target refuses).
     pub why: Vec<String>,
+    /// The batch's buffer, back for reuse.
+    pub buffer: Option<Vec<u8>>,
 }
 
 /// Loads one batch of `rows` encoded rows.
@@ -127,6 +168,7 @@ pub async fn load_batch(
     rows: u64,
 ) -> Result<Loaded, ImportError> {
     let bytes = Bytes::from(data);
+    let ours = bytes.clone();
     conn.set_infile_handler(async move {
         let stream: mysql_async::InfileData =
             Box::pin(futures::stream::once(async move { Ok(bytes) }));
@@ -149,10 +191,13 @@ pub async fn load_batch(
             .map(|(level, code, message)| format!("{level} {code}: {message}"))
             .collect();
     }
+    // The driver has dropped its copy once the statement is done: the buffer is ours again.
+    let buffer = ours.try_into_mut().ok().map(Vec::from);
     Ok(Loaded {
         taken,
         warned,
         why: warnings,
+        buffer,
     })
 }
 

@@ -22,9 +22,10 @@ use tokio::sync::mpsc;
 use crate::ImportError;
 use crate::config::OnDuplicate;
 use crate::load::LoadSpec;
+use crate::load::{BATCH_BYTES, BatchSink};
 use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
-use crate::run::{BATCH_BYTES, Produced};
+use crate::run::Produced;
 use crate::sent::SentFingerprint;
 use crate::source::DataFile;
 
@@ -44,7 +45,7 @@ pub(crate) fn produce_in_order(
     what: InOrder<'_>,
     mut data: mpsc::Receiver<Result<Bytes, ImportError>>,
     spec: &LoadSpec,
-    tx: mpsc::Sender<(Vec<u8>, u64)>,
+    sink: BatchSink,
 ) -> Result<Produced, ImportError> {
     let InOrder {
         files: table_files,
@@ -54,10 +55,10 @@ pub(crate) fn produce_in_order(
         table,
     } = what;
     let mut batch = Batch {
-        buf: Vec::with_capacity(BATCH_BYTES + (1 << 20)),
+        buf: sink.buffer(),
         pending_at: None,
         rows: 0,
-        tx,
+        sink,
         sent: SentFingerprint::new(plan),
     };
     let mut out = Produced::default();
@@ -148,7 +149,7 @@ struct Batch {
     pending_at: Option<usize>,
     /// Final rows in `buf`.
     rows: u64,
-    tx: mpsc::Sender<(Vec<u8>, u64)>,
+    sink: BatchSink,
     /// The fingerprint of the rows encoded (see `sent.rs`).
     sent: Option<SentFingerprint>,
 }
@@ -172,8 +173,8 @@ impl Batch {
         if self.pending_at.is_some() {
             self.rows += 1;
             if self.buf.len() >= BATCH_BYTES {
-                let full =
-                    std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH_BYTES + (1 << 20)));
+                let fresh = self.sink.buffer();
+                let full = std::mem::replace(&mut self.buf, fresh);
                 self.send(full)?;
             }
         }
@@ -192,9 +193,7 @@ impl Batch {
 
     fn send(&mut self, data: Vec<u8>) -> Result<(), ImportError> {
         let rows = std::mem::take(&mut self.rows);
-        self.tx
-            .blocking_send((data, rows))
-            .map_err(|_| ImportError::Worker("the loaders stopped".into()))
+        self.sink.send(data, rows)
     }
 
     /// Sends the rest, the pending row included; returns the fingerprint of all rows encoded.

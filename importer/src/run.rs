@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, mpsc};
 use crate::checkpoint::{Checkpoints, TableState};
 use crate::config::{ImportConfig, OnDuplicate};
 use crate::kv::decode_value;
-use crate::load::{LoadSpec, load_batch, prepare_session};
+use crate::load::{BATCH_BYTES, BatchSink, LoadSpec, load_batch, prepare_session};
 use crate::ordered::{InOrder, produce_in_order};
 use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
@@ -25,9 +25,6 @@ use crate::sent::SentFingerprint;
 use crate::sort::{Kv, Sorter};
 use crate::source::{DumpSource, TableSource, discover};
 use crate::{ImportError, import_mode, target};
-
-/// Encoded rows sent to the server in one LOAD DATA statement.
-pub(crate) const BATCH_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportSummary {
@@ -443,7 +440,7 @@ async fn import_in_order(
     });
     let (files, dialect, plan2) = (table.files.clone(), dialect.clone(), plan.clone());
     let (policy, plain_name) = (config.on_duplicate, table.name.plain());
-    let outcome = load_stream(config, &table.name, plan, move |spec, tx| {
+    let outcome = load_stream(config, &table.name, plan, move |spec, sink| {
         let what = InOrder {
             files: &files,
             dialect: &dialect,
@@ -451,7 +448,7 @@ async fn import_in_order(
             policy,
             table: &plain_name,
         };
-        produce_in_order(what, files_rx, spec, tx)
+        produce_in_order(what, files_rx, spec, sink)
     })
     .await;
     fetcher.abort();
@@ -535,8 +532,8 @@ pub(crate) async fn load_sorted(
     let runs = sorter.runs();
     let policy = config.on_duplicate;
     let (plan2, plain_name) = (plan.clone(), table_name.plain());
-    let mut outcome = load_stream(config, table_name, plan, move |spec, tx| {
-        produce(sorter, &plan2, spec, policy, &files, &plain_name, tx)
+    let mut outcome = load_stream(config, table_name, plan, move |spec, sink| {
+        produce(sorter, &plan2, spec, policy, &files, &plain_name, sink)
     })
     .await?;
     outcome.runs = runs;
@@ -551,9 +548,7 @@ pub(crate) async fn load_stream(
     config: &ImportConfig,
     table_name: &sluice_core::TableName,
     plan: &Arc<RowPlan>,
-    producer: impl FnOnce(&LoadSpec, mpsc::Sender<(Vec<u8>, u64)>) -> Result<Produced, ImportError>
-    + Send
-    + 'static,
+    producer: impl FnOnce(&LoadSpec, BatchSink) -> Result<Produced, ImportError> + Send + 'static,
 ) -> Result<TableOutcome, ImportError> {
     let threads = config.threads.max(1);
 
@@ -566,11 +561,14 @@ pub(crate) async fn load_stream(
     let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
     let policy = config.on_duplicate;
     let spec2 = spec.clone();
-    let producer = tokio::task::spawn_blocking(move || producer(&spec2, tx));
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+    let sink = BatchSink::new(tx, recycled);
+    let producer = tokio::task::spawn_blocking(move || producer(&spec2, sink));
     let rx = Arc::new(Mutex::new(rx));
     let mut loaders = tokio::task::JoinSet::new();
     for _ in 0..threads {
         let (rx, spec, endpoint) = (rx.clone(), spec.clone(), config.target.clone());
+        let recycle = recycle.clone();
         let observer = config.observer.clone();
         loaders.spawn(async move {
             let mut conn = endpoint.connect().await?;
@@ -585,6 +583,10 @@ pub(crate) async fn load_stream(
                 observer.rows_loaded(&spec.table, batch.taken);
                 loaded += batch.taken;
                 warned |= batch.warned;
+                if let Some(buffer) = batch.buffer {
+                    // The producer may be done already: then the buffer is simply freed.
+                    let _ = recycle.send(buffer);
+                }
                 if warnings.len() < 3 {
                     warnings.extend(batch.why);
                 }
@@ -671,11 +673,11 @@ fn produce(
     policy: OnDuplicate,
     files: &[String],
     table: &str,
-    tx: mpsc::Sender<(Vec<u8>, u64)>,
+    sink: BatchSink,
 ) -> Result<Produced, ImportError> {
     let columns = plan.columns.len();
     let mut out = Produced::default();
-    let mut buf = Vec::with_capacity(BATCH_BYTES + (1 << 20));
+    let mut buf = sink.buffer();
     let mut rows_in_buf = 0u64;
     let mut examples = Vec::new();
     let mut pending: Option<Kv> = None;
@@ -708,9 +710,8 @@ fn produce(
         }
         *rows_in_buf += 1;
         if buf.len() >= BATCH_BYTES {
-            let batch = std::mem::replace(buf, Vec::with_capacity(BATCH_BYTES + (1 << 20)));
-            tx.blocking_send((batch, *rows_in_buf))
-                .map_err(|_| ImportError::Worker("the loaders stopped".into()))?;
+            let batch = std::mem::replace(buf, sink.buffer());
+            sink.send(batch, *rows_in_buf)?;
             *rows_in_buf = 0;
         }
         Ok(())
@@ -756,8 +757,7 @@ fn produce(
         emit(p, &mut buf, &mut rows_in_buf, &mut sent)?;
     }
     if rows_in_buf > 0 {
-        tx.blocking_send((buf, rows_in_buf))
-            .map_err(|_| ImportError::Worker("the loaders stopped".into()))?;
+        sink.send(buf, rows_in_buf)?;
     }
     out.sent = sent.map(SentFingerprint::finish);
     Ok(out)
