@@ -32,7 +32,7 @@ mod source;
 mod sql_reader;
 mod target;
 
-pub use config::{ImportConfig, OnDuplicate, parse_size};
+pub use config::{DeferIndexes, ImportConfig, OnDuplicate, parse_size};
 pub use error::ImportError;
 pub use observer::{ImportLog, ImportObserver};
 pub use run::{ImportSummary, Importer, restore_target_settings};

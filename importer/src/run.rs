@@ -264,6 +264,11 @@ async fn import_one(
     let table = &source.tables[index];
     let endpoint = &config.target;
     let mut conn = endpoint.connect().await?;
+    // Tables are created in parallel, so a table may come before the one its foreign key
+    // names; and adding deferred indexes must not check the rows against other tables.
+    conn.query_drop("SET SESSION foreign_key_checks = 0")
+        .await
+        .map_err(|e| endpoint.error("turn foreign key checks off", e))?;
     let mut state = checkpoints.state(&mut conn, endpoint, &table.name).await?;
     if state == Some(TableState::Done)
         && target::lookup(&mut conn, endpoint, &table.name)
@@ -339,8 +344,27 @@ async fn prepare_table(
     let endpoint = &config.target;
     let existing = target::lookup(conn, endpoint, &table.name).await?;
     match (existing, state) {
+        (Some(_), Some(_)) if !config.no_schema => {
+            // Half loaded by a run that died (or loaded before a --restart): start it over
+            // from its schema file, so that indexes deferred by the run that died are deferred
+            // (and then added) again rather than lost.
+            conn.query_drop(format!("DROP TABLE {}", table.name))
+                .await
+                .map_err(|e| {
+                    endpoint.error(format!("drop the half-loaded {}", table.name.plain()), e)
+                })?;
+            target::create_table(
+                conn,
+                endpoint,
+                storage,
+                table,
+                &config.routes,
+                config.defer_indexes,
+            )
+            .await
+        }
         (Some(_), Some(_)) => {
-            // Half loaded by a run that died (or loaded before a --restart): start it over.
+            // Half loaded into the user's own table (--no-schema): empty it and start over.
             conn.query_drop(format!("TRUNCATE TABLE {}", table.name))
                 .await
                 .map_err(|e| {

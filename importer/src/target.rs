@@ -9,6 +9,7 @@ use sluice_core::{
 };
 
 use crate::ImportError;
+use crate::config::DeferIndexes;
 use crate::source::TableSource;
 use crate::sql_reader::SqlReader;
 
@@ -100,15 +101,15 @@ pub async fn row_count(
     Ok(n.unwrap_or(0))
 }
 
-/// Creates a table from its schema file. With `defer_indexes`, secondary indexes are left out
-/// and returned as `ALTER TABLE … ADD …` clauses to run after the data.
+/// Creates a table from its schema file. The secondary indexes `defer` names are left out and
+/// returned as `ALTER TABLE … ADD …` clauses to run after the data.
 pub async fn create_table(
     conn: &mut Conn,
     endpoint: &Endpoint,
     storage: &Storage,
     table: &TableSource,
     routes: &Routes,
-    defer_indexes: bool,
+    defer: DeferIndexes,
 ) -> Result<Vec<String>, ImportError> {
     let (name, schema_file) = (&table.name, table.schema_file.as_str());
     let all = statements(storage, schema_file).await?;
@@ -129,12 +130,18 @@ pub async fn create_table(
     for s in all {
         let s = route_statement(&s, &table.dump_name.database, routes).0;
         let upper = s.to_ascii_uppercase();
-        let s = if upper.starts_with("CREATE TABLE") && defer_indexes {
-            let (table_sql, removed) = strip_secondary_indexes(&s);
-            deferred = removed;
-            table_sql
-        } else {
-            s
+        let unique_too = match defer {
+            DeferIndexes::All => Some(true),
+            DeferIndexes::Auto if !upper.contains("FOREIGN KEY") => Some(false),
+            _ => None,
+        };
+        let s = match unique_too {
+            Some(unique_too) if upper.starts_with("CREATE TABLE") => {
+                let (table_sql, removed) = strip_secondary_indexes(&s, unique_too);
+                deferred = removed;
+                table_sql
+            }
+            _ => s,
         };
         if upper.starts_with("CREATE TABLE") {
             created = true;
@@ -156,23 +163,19 @@ pub async fn create_table(
     Ok(deferred)
 }
 
-/// Removes `KEY`/`INDEX`/`UNIQUE KEY`/`FULLTEXT`/`SPATIAL` lines from a `SHOW CREATE TABLE`
-/// text; returns the new text and the removed definitions.
-pub fn strip_secondary_indexes(create: &str) -> (String, Vec<String>) {
+/// Removes `KEY`/`INDEX`/`FULLTEXT`/`SPATIAL` lines (and `UNIQUE KEY`/`UNIQUE INDEX` lines with
+/// `unique_too`) from a `SHOW CREATE TABLE` text; returns the new text and the removed
+/// definitions.
+pub fn strip_secondary_indexes(create: &str, unique_too: bool) -> (String, Vec<String>) {
     let mut kept: Vec<String> = Vec::new();
     let mut removed = Vec::new();
     for line in create.lines() {
+        let t = line.trim_start().to_ascii_uppercase();
+        let plain = ["KEY ", "INDEX ", "FULLTEXT ", "SPATIAL "];
+        let unique = ["UNIQUE KEY ", "UNIQUE INDEX "];
+        let is_index = plain.iter().any(|p| t.starts_with(p))
+            || (unique_too && unique.iter().any(|p| t.starts_with(p)));
         let t = line.trim_start();
-        let is_index = [
-            "KEY ",
-            "INDEX ",
-            "UNIQUE KEY ",
-            "UNIQUE INDEX ",
-            "FULLTEXT ",
-            "SPATIAL ",
-        ]
-        .iter()
-        .any(|p| t.to_ascii_uppercase().starts_with(p));
         if is_index {
             removed.push(t.trim_end_matches(',').to_owned());
         } else {
@@ -196,11 +199,19 @@ mod tests {
     #[test]
     fn secondary_indexes_are_split_off() {
         let create = "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  KEY `k` (`k`),\n  UNIQUE KEY `u` (`k`,`id`)\n) ENGINE=InnoDB";
-        let (sql, removed) = strip_secondary_indexes(create);
+        let (sql, removed) = strip_secondary_indexes(create, true);
         assert_eq!(
             sql,
             "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
         );
         assert_eq!(removed, ["KEY `k` (`k`)", "UNIQUE KEY `u` (`k`,`id`)"]);
+        // Unique indexes kept: the comma before the closing parenthesis goes only when the
+        // last line went.
+        let (sql, removed) = strip_secondary_indexes(create, false);
+        assert_eq!(
+            sql,
+            "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`k`,`id`)\n) ENGINE=InnoDB"
+        );
+        assert_eq!(removed, ["KEY `k` (`k`)"]);
     }
 }

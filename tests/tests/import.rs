@@ -338,6 +338,7 @@ async fn killed_imports_finish_exactly_when_run_again() {
                 &target().url(),
                 "--threads",
                 "2",
+                "--defer-indexes",
             ])
             .env("SLUICE_LOG", "warn")
             .stderr(Stdio::null())
@@ -350,7 +351,7 @@ async fn killed_imports_finish_exactly_when_run_again() {
             .unwrap();
         let _ = child.wait_with_output();
     }
-    let out = import(dir.path(), &[]);
+    let out = import(dir.path(), &["--defer-indexes"]);
     assert!(
         out.status.success(),
         "{}",
@@ -358,6 +359,15 @@ async fn killed_imports_finish_exactly_when_run_again() {
     );
     assert_same_table(&db, "big", "id").await;
     assert_same_table(&db, "small", "id").await;
+    // The index deferred by the runs that were killed is there in the end.
+    let show = format!("SHOW CREATE TABLE `{db}`.big");
+    let (mut s, mut t) = (source().conn().await, target().conn().await);
+    let created = |row: Option<(String, String)>| row.unwrap().1;
+    assert_eq!(
+        created(t.query_first(&show).await.unwrap()),
+        created(s.query_first(&show).await.unwrap()),
+        "the table's definition after killed imports with --defer-indexes"
+    );
 }
 
 #[tokio::test]
@@ -720,4 +730,40 @@ async fn rows_that_differ_from_the_dumps_fingerprint_fail_verification() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("fingerprint of the rows read back"), "{err}");
+}
+
+#[tokio::test]
+async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
+    let db = unique_name("import_defer");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE parent (id INT PRIMARY KEY, u INT, k INT, t TEXT, UNIQUE KEY (u), KEY (k), FULLTEXT KEY (t));
+             INSERT INTO parent SELECT seq, seq, seq % 10, CONCAT('word', seq) FROM seq_1_to_2000;
+             CREATE TABLE child (id INT PRIMARY KEY, p INT, k INT, KEY (k), FOREIGN KEY (p) REFERENCES parent (id));
+             INSERT INTO child SELECT seq, seq, seq % 7 FROM seq_1_to_2000;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &[]);
+    let out = import(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut s, mut t) = (source().conn().await, target().conn().await);
+    for table in ["parent", "child"] {
+        let show = format!("SHOW CREATE TABLE `{db}`.`{table}`");
+        let created = |row: Option<(String, String)>| row.unwrap().1;
+        assert_eq!(
+            created(t.query_first(&show).await.unwrap()),
+            created(s.query_first(&show).await.unwrap()),
+            "{table}"
+        );
+        assert_same_table(&db, table, "id").await;
+    }
 }

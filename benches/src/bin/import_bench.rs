@@ -14,7 +14,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluice_benches::{cpu_seconds_of, measure, sibling_binary, spread, sysbench_prepare};
+use sluice_benches::{
+    cpu_seconds_of, flush_dirty_pages, measure, sibling_binary, spread, sysbench_prepare,
+    wait_until_idle,
+};
 use sluice_tests::tools::mariadb_client;
 use sluice_tests::{MariaDb, Role};
 
@@ -88,7 +91,7 @@ fn main() {
         .arg(dir);
         c
     };
-    let ours = |dir: &Path, import_mode: bool| {
+    let ours = |dir: &Path, extra: &[&str]| {
         let mut c = Command::new(&sluice);
         c.args(["import", "--input"])
             .arg(dir)
@@ -100,16 +103,16 @@ fn main() {
                 "--sort-memory",
                 "1GiB",
             ])
+            .args(extra)
             .env("SLUICE_LOG", "warn");
-        if import_mode {
-            c.arg("--import-mode");
-        }
         c
     };
     let names = [
         "myloader --threads 2 (mydumper dump)",
         "sluice import --threads 2 (sluice dump)",
         "sluice import --threads 2 --import-mode",
+        "sluice import --threads 2 --defer-indexes",
+        "sluice import --threads 2 --defer-indexes --import-mode",
     ];
     let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); names.len()];
     for rep in 0..=reps {
@@ -119,11 +122,17 @@ fn main() {
                 None,
                 b"DROP DATABASE IF EXISTS sbtest; DROP DATABASE IF EXISTS sluice_meta;",
             );
+            // Each run starts on a clean, idle target: the previous run's dirty pages are not
+            // charged to it.
+            flush_dirty_pages(&[&dst]);
+            wait_until_idle(&[&dst]);
             let before = cpu_seconds_of(dst.pid);
             let cmd = match i {
                 0 => myloader(&mydumper_dir),
-                1 => ours(&sluice_dir, false),
-                _ => ours(&sluice_dir, true),
+                1 => ours(&sluice_dir, &[]),
+                2 => ours(&sluice_dir, &["--import-mode"]),
+                3 => ours(&sluice_dir, &["--defer-indexes"]),
+                _ => ours(&sluice_dir, &["--defer-indexes", "--import-mode"]),
             };
             let m = measure(cmd);
             let target_cpu = cpu_seconds_of(dst.pid) - before;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use sluice_core::layout::CsvDialect;
 use sluice_core::{Routes, TableFilter};
-use sluice_importer::{ImportConfig, Importer, OnDuplicate, parse_size, restore_target_settings};
+use sluice_importer::{
+    DeferIndexes, ImportConfig, Importer, OnDuplicate, parse_size, restore_target_settings,
+};
 
 use crate::ExitCode;
 use crate::commands::until_interrupted;
@@ -40,9 +42,10 @@ pub struct ImportArgs {
     /// error, replace or ignore.
     #[arg(long, default_value = "error")]
     on_duplicate: OnDuplicate,
-    /// Create secondary indexes after the data.
-    #[arg(long)]
-    defer_indexes: bool,
+    /// Secondary indexes created after the data: auto (non-unique ones, in tables without
+    /// foreign keys), all, or none; a bare --defer-indexes means all.
+    #[arg(long, default_value = "auto", num_args = 0..=1, default_missing_value = "all")]
+    defer_indexes: DeferIndexes,
     /// Load into existing tables; create nothing.
     #[arg(long)]
     no_schema: bool,
