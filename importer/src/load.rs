@@ -15,6 +15,8 @@ use crate::ImportError;
 
 /// Encoded rows sent to the server in one LOAD DATA statement.
 pub(crate) const BATCH_BYTES: usize = 16 << 20;
+/// The LOAD DATA stream goes to the server in pieces of this size (one packet each).
+const INFILE_PIECE: usize = 1 << 20;
 
 /// Where a producer sends its LOAD DATA batches, and where it gets the buffers the loaders
 /// are done with: a batch buffer is reused, not allocated afresh (a fresh 17 MiB buffer is
@@ -169,9 +171,16 @@ pub async fn load_batch(
 ) -> Result<Loaded, ImportError> {
     let bytes = Bytes::from(data);
     let ours = bytes.clone();
+    // The driver sends each piece of the stream as one packet, and a packet over the server's
+    // max_allowed_packet (16 MiB by default, less than a batch) is refused: send 1 MiB slices
+    // (views of the one buffer, not copies).
+    let pieces: Vec<std::io::Result<Bytes>> = (0..bytes.len())
+        .step_by(INFILE_PIECE)
+        .map(|at| Ok(bytes.slice(at..(at + INFILE_PIECE).min(bytes.len()))))
+        .collect();
+    drop(bytes);
     conn.set_infile_handler(async move {
-        let stream: mysql_async::InfileData =
-            Box::pin(futures::stream::once(async move { Ok(bytes) }));
+        let stream: mysql_async::InfileData = Box::pin(futures::stream::iter(pieces));
         Ok(stream)
     });
     let sql = spec.statement();

@@ -637,10 +637,12 @@ pub(crate) async fn load_stream(
     }
     let produced = producer
         .await
-        .map_err(|e| ImportError::Worker(e.to_string()))??;
+        .map_err(|e| ImportError::Worker(e.to_string()))?;
+    // A loader's error comes first: the producer then only saw the loaders stop.
     if let Some(e) = load_error {
         return Err(e);
     }
+    let produced = produced?;
     if produced.out_of_order.is_some() {
         return Ok(TableOutcome {
             rows: loaded,

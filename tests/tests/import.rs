@@ -767,3 +767,34 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
         assert_same_table(&db, table, "id").await;
     }
 }
+
+#[tokio::test]
+async fn a_target_with_a_small_max_allowed_packet_takes_16_mib_batches() {
+    // 16 MiB is MariaDB's default; 4 MiB is what many managed servers run with.
+    let small =
+        sluice_tests::MariaDb::start_with(sluice_tests::Role::Target, "max_allowed_packet=4M");
+    let db = unique_name("import_packet");
+    seed_big(&db, 200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &[]);
+    let out = sluice(&[
+        "import",
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--target",
+        &small.url(),
+        "--threads",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn = small.conn().await;
+    let rows: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.big"))
+        .await
+        .unwrap();
+    assert_eq!(rows, Some(200_000));
+}
