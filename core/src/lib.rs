@@ -31,6 +31,6 @@ pub use gtid::{GtidSet, MariaGtid};
 pub use position::{BinlogPosition, Checkpoint};
 pub use route::Routes;
 pub use schema::{ColumnInfo, Selection, TableInfo, select_tables};
-pub use sql_literal::{cell, cells, sql_literal};
+pub use sql_literal::{cell, cells, escape_with, sql_literal};
 pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};
 pub use table_name::{TableName, quote_ident, quote_string};

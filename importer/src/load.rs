@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use sluice_core::{ColumnInfo, ColumnKind, Endpoint, TableName, quote_ident};
+use sluice_core::{ColumnInfo, ColumnKind, Endpoint, TableName, escape_with, quote_ident};
 
 use crate::ImportError;
 
@@ -122,22 +122,13 @@ impl LoadSpec {
 }
 
 fn escape(out: &mut Vec<u8>, v: &[u8]) {
-    let mut rest = v;
-    while let Some(i) = rest
-        .iter()
-        .position(|&b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
-    {
-        out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(match rest[i] {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => b"\\0",
-        });
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
+    escape_with(out, v, [b'\\', b'\t', b'\n'], [b'\r', 0, 0], |b| match b {
+        b'\\' => b"\\\\",
+        b'\t' => b"\\t",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        _ => b"\\0",
+    });
 }
 
 /// Session settings for bulk loading; the connection is dropped after the load, which

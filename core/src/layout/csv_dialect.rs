@@ -76,13 +76,16 @@ impl CsvDialect {
             None => out.extend_from_slice(self.null.as_bytes()),
             Some(v) if !quote => out.extend_from_slice(v),
             Some(v) => {
+                out.reserve(v.len() + 2);
                 out.push(self.quote);
-                for &b in v {
-                    if b == self.quote {
-                        out.push(b);
-                    }
-                    out.push(b);
+                // Runs between quote bytes are copied whole; each quote is doubled.
+                let mut rest = v;
+                while let Some(i) = memchr::memchr(self.quote, rest) {
+                    out.extend_from_slice(&rest[..=i]);
+                    out.push(self.quote);
+                    rest = &rest[i + 1..];
                 }
+                out.extend_from_slice(rest);
                 out.push(self.quote);
             }
         }
@@ -299,6 +302,10 @@ mod tests {
             ],
         ];
         let bytes = write(&d, &rows);
+        assert!(
+            bytes.starts_with(b"1,\"a,\"\"b\"\"\nc\",\\N\n"),
+            "quotes are doubled"
+        );
         let mut r = CsvRecordReader::new(&bytes[..], d, "t.csv");
         for row in &rows {
             let got = r.next_record().unwrap().unwrap();
