@@ -38,11 +38,12 @@ impl FromStr for OnDuplicate {
 /// CPU-s loaded with the index, 1.1 + 0.2 for the load and the `ALTER TABLE … ADD INDEX`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferIndexes {
-    /// Non-unique indexes of tables without foreign keys: a unique index stays, so that
-    /// duplicates meet it row by row under `--on-duplicate`, and with foreign keys InnoDB
-    /// would make an index of its own for a removed one.
+    /// Plain `KEY`/`INDEX` definitions of tables without foreign keys: a unique index stays,
+    /// so that duplicates meet it row by row under `--on-duplicate`; with foreign keys InnoDB
+    /// would make an index of its own for a removed one; a FULLTEXT index added later rebuilds
+    /// the table.
     Auto,
-    /// Every secondary index.
+    /// Every secondary index (but the one an AUTO_INCREMENT column needs).
     All,
     /// None: every index is created with the table.
     None,

@@ -130,18 +130,12 @@ pub async fn create_table(
     for s in all {
         let s = route_statement(&s, &table.dump_name.database, routes).0;
         let upper = s.to_ascii_uppercase();
-        let unique_too = match defer {
-            DeferIndexes::All => Some(true),
-            DeferIndexes::Auto if !upper.contains("FOREIGN KEY") => Some(false),
-            _ => None,
-        };
-        let s = match unique_too {
-            Some(unique_too) if upper.starts_with("CREATE TABLE") => {
-                let (table_sql, removed) = strip_secondary_indexes(&s, unique_too);
-                deferred = removed;
-                table_sql
-            }
-            _ => s,
+        let s = if upper.starts_with("CREATE TABLE") && defer != DeferIndexes::None {
+            let (table_sql, removed) = strip_secondary_indexes(&s, defer);
+            deferred = removed;
+            table_sql
+        } else {
+            s
         };
         if upper.starts_with("CREATE TABLE") {
             created = true;
@@ -163,20 +157,37 @@ pub async fn create_table(
     Ok(deferred)
 }
 
-/// Removes `KEY`/`INDEX`/`FULLTEXT`/`SPATIAL` lines (and `UNIQUE KEY`/`UNIQUE INDEX` lines with
-/// `unique_too`) from a `SHOW CREATE TABLE` text; returns the new text and the removed
-/// definitions.
-pub fn strip_secondary_indexes(create: &str, unique_too: bool) -> (String, Vec<String>) {
+/// Splits the secondary indexes `defer` names off a `SHOW CREATE TABLE` text; returns the new
+/// text and the removed definitions. `Auto` takes plain `KEY`/`INDEX` lines of a table without
+/// foreign keys; `All` takes `UNIQUE`, `FULLTEXT` and `SPATIAL` ones too (a FULLTEXT index added
+/// later rebuilds the table, so `Auto` leaves it). Neither takes the index that leads with the
+/// AUTO_INCREMENT column: InnoDB refuses the table without it.
+pub fn strip_secondary_indexes(create: &str, defer: DeferIndexes) -> (String, Vec<String>) {
+    let upper = create.to_ascii_uppercase();
+    if defer == DeferIndexes::None || (defer == DeferIndexes::Auto && upper.contains("FOREIGN KEY"))
+    {
+        return (create.to_owned(), Vec::new());
+    }
+    let auto_increment = create
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with('`') && l.to_ascii_uppercase().contains(" AUTO_INCREMENT"))
+        .and_then(|l| l[1..].find('`').map(|end| format!("(`{}`", &l[1..1 + end])));
     let mut kept: Vec<String> = Vec::new();
     let mut removed = Vec::new();
     for line in create.lines() {
-        let t = line.trim_start().to_ascii_uppercase();
-        let plain = ["KEY ", "INDEX ", "FULLTEXT ", "SPATIAL "];
-        let unique = ["UNIQUE KEY ", "UNIQUE INDEX "];
-        let is_index = plain.iter().any(|p| t.starts_with(p))
-            || (unique_too && unique.iter().any(|p| t.starts_with(p)));
         let t = line.trim_start();
-        if is_index {
+        let head = t.to_ascii_uppercase();
+        let plain = ["KEY ", "INDEX "];
+        let others = ["UNIQUE KEY ", "UNIQUE INDEX ", "FULLTEXT ", "SPATIAL "];
+        let wanted = plain.iter().any(|p| head.starts_with(p))
+            || (defer == DeferIndexes::All && others.iter().any(|p| head.starts_with(p)));
+        // `auto_increment` is the column list's opening: "(`id`".
+        let leads_with_auto_increment = auto_increment.as_deref().is_some_and(|opening| {
+            t.find('(')
+                .is_some_and(|open| t[open..].starts_with(opening))
+        });
+        if wanted && !leads_with_auto_increment {
             removed.push(t.trim_end_matches(',').to_owned());
         } else {
             kept.push(line.to_owned());
@@ -199,7 +210,7 @@ mod tests {
     #[test]
     fn secondary_indexes_are_split_off() {
         let create = "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  KEY `k` (`k`),\n  UNIQUE KEY `u` (`k`,`id`)\n) ENGINE=InnoDB";
-        let (sql, removed) = strip_secondary_indexes(create, true);
+        let (sql, removed) = strip_secondary_indexes(create, DeferIndexes::All);
         assert_eq!(
             sql,
             "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
@@ -207,11 +218,37 @@ mod tests {
         assert_eq!(removed, ["KEY `k` (`k`)", "UNIQUE KEY `u` (`k`,`id`)"]);
         // Unique indexes kept: the comma before the closing parenthesis goes only when the
         // last line went.
-        let (sql, removed) = strip_secondary_indexes(create, false);
+        let (sql, removed) = strip_secondary_indexes(create, DeferIndexes::Auto);
         assert_eq!(
             sql,
             "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`k`,`id`)\n) ENGINE=InnoDB"
         );
         assert_eq!(removed, ["KEY `k` (`k`)"]);
+        assert_eq!(
+            strip_secondary_indexes(create, DeferIndexes::None),
+            (create.to_owned(), Vec::new())
+        );
+    }
+
+    #[test]
+    fn the_auto_increment_index_foreign_keys_and_fulltext_stay_under_auto() {
+        let create = "CREATE TABLE `t` (\n  `a` int NOT NULL,\n  `id` int NOT NULL AUTO_INCREMENT,\n  `id2` int,\n  `s` text,\n  PRIMARY KEY (`a`),\n  KEY `by_id` (`id`,`a`),\n  KEY `by_id2` (`id2`),\n  FULLTEXT KEY `ft` (`s`)\n) ENGINE=InnoDB";
+        let (sql, removed) = strip_secondary_indexes(create, DeferIndexes::Auto);
+        assert_eq!(removed, ["KEY `by_id2` (`id2`)"]);
+        assert!(
+            sql.contains("KEY `by_id` (`id`,`a`),") && sql.contains("FULLTEXT KEY `ft` (`s`)\n)"),
+            "{sql}"
+        );
+        let (_, removed) = strip_secondary_indexes(create, DeferIndexes::All);
+        assert_eq!(removed, ["KEY `by_id2` (`id2`)", "FULLTEXT KEY `ft` (`s`)"]);
+        let with_fk = create.replace(
+            "PRIMARY KEY (`a`),",
+            "PRIMARY KEY (`a`),\n  CONSTRAINT `f` FOREIGN KEY (`id2`) REFERENCES `p` (`id`),",
+        );
+        assert!(
+            strip_secondary_indexes(&with_fk, DeferIndexes::Auto)
+                .1
+                .is_empty()
+        );
     }
 }

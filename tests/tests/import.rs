@@ -743,7 +743,9 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
              CREATE TABLE parent (id INT PRIMARY KEY, u INT, k INT, t TEXT, UNIQUE KEY (u), KEY (k), FULLTEXT KEY (t));
              INSERT INTO parent SELECT seq, seq, seq % 10, CONCAT('word', seq) FROM seq_1_to_2000;
              CREATE TABLE child (id INT PRIMARY KEY, p INT, k INT, KEY (k), FOREIGN KEY (p) REFERENCES parent (id));
-             INSERT INTO child SELECT seq, seq, seq % 7 FROM seq_1_to_2000;"
+             INSERT INTO child SELECT seq, seq, seq % 7 FROM seq_1_to_2000;
+             CREATE TABLE ai (a INT PRIMARY KEY, id INT NOT NULL AUTO_INCREMENT, k INT, KEY (id), KEY (k));
+             INSERT INTO ai (a, k) SELECT seq, seq % 5 FROM seq_1_to_2000;"
         )
         .as_bytes(),
     );
@@ -756,7 +758,7 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (mut s, mut t) = (source().conn().await, target().conn().await);
-    for table in ["parent", "child"] {
+    for table in ["parent", "child", "ai"] {
         let show = format!("SHOW CREATE TABLE `{db}`.`{table}`");
         let created = |row: Option<(String, String)>| row.unwrap().1;
         assert_eq!(
@@ -764,7 +766,7 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
             created(s.query_first(&show).await.unwrap()),
             "{table}"
         );
-        assert_same_table(&db, table, "id").await;
+        assert_same_table(&db, table, if table == "ai" { "a" } else { "id" }).await;
     }
 }
 

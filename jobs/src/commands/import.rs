@@ -42,8 +42,8 @@ pub struct ImportArgs {
     /// error, replace or ignore.
     #[arg(long, default_value = "error")]
     on_duplicate: OnDuplicate,
-    /// Secondary indexes created after the data: auto (non-unique ones, in tables without
-    /// foreign keys), all, or none; a bare --defer-indexes means all.
+    /// Secondary indexes created after the data: auto (plain KEY/INDEX ones, in tables
+    /// without foreign keys), all, or none; a bare --defer-indexes means all.
     #[arg(long, default_value = "auto", num_args = 0..=1, default_missing_value = "all")]
     defer_indexes: DeferIndexes,
     /// Load into existing tables; create nothing.
