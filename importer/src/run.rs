@@ -15,7 +15,7 @@ use sluice_core::{Endpoint, Storage, TableInfo, cells};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::checkpoint::{Checkpoints, TableState};
-use crate::config::{ImportConfig, OnDuplicate};
+use crate::config::{DeferIndexes, ImportConfig, OnDuplicate};
 use crate::kv::decode_value;
 use crate::load::{BATCH_BYTES, BatchSink, LoadSpec, load_batch, prepare_session};
 use crate::ordered::{InOrder, produce_in_order};
@@ -215,11 +215,17 @@ impl Importer {
         config.observer.planned(&planned);
         // Two tables at a time: one parses and sorts on the client while the other loads on
         // the server, so neither side waits for the other.
+        let referenced = if config.defer_indexes == DeferIndexes::Auto && !config.no_schema {
+            target::referenced_tables(&storage, &source.tables).await?
+        } else {
+            Default::default()
+        };
         let shared = Arc::new(Shared {
             config,
             storage,
             source,
             checkpoints,
+            referenced,
         });
         let mut tables = futures::stream::iter(0..shared.source.tables.len())
             .map(|i| import_one(shared.clone(), i))
@@ -247,6 +253,8 @@ struct Shared {
     storage: Storage,
     source: DumpSource,
     checkpoints: Checkpoints,
+    /// Tables a foreign key of the dump references (see [`target::referenced_tables`]).
+    referenced: std::collections::HashSet<String>,
 }
 
 /// Imports table `index` of the dump, on its own connection; `None` when an earlier run had
@@ -260,6 +268,7 @@ async fn import_one(
         storage,
         source,
         checkpoints,
+        referenced,
     } = &*shared;
     let table = &source.tables[index];
     let endpoint = &config.target;
@@ -287,7 +296,12 @@ async fn import_one(
         config.observer.table_done(&table.name, 0);
         return Ok(None);
     }
-    let deferred = prepare_table(&mut conn, config, storage, table, state).await?;
+    // A table some foreign key references keeps its indexes under `auto`.
+    let defer = match config.defer_indexes {
+        DeferIndexes::Auto if referenced.contains(&table.dump_name.table) => DeferIndexes::None,
+        d => d,
+    };
+    let deferred = prepare_table(&mut conn, config, storage, table, state, defer).await?;
     let info = target::lookup(&mut conn, endpoint, &table.name)
         .await?
         .ok_or_else(|| {
@@ -340,6 +354,7 @@ async fn prepare_table(
     storage: &Storage,
     table: &TableSource,
     state: Option<TableState>,
+    defer: DeferIndexes,
 ) -> Result<Vec<String>, ImportError> {
     let endpoint = &config.target;
     let existing = target::lookup(conn, endpoint, &table.name).await?;
@@ -353,15 +368,7 @@ async fn prepare_table(
                 .map_err(|e| {
                     endpoint.error(format!("drop the half-loaded {}", table.name.plain()), e)
                 })?;
-            target::create_table(
-                conn,
-                endpoint,
-                storage,
-                table,
-                &config.routes,
-                config.defer_indexes,
-            )
-            .await
+            target::create_table(conn, endpoint, storage, table, &config.routes, defer).await
         }
         (Some(_), Some(_)) => {
             // Half loaded into the user's own table (--no-schema): empty it and start over.
@@ -388,15 +395,7 @@ async fn prepare_table(
             table.name.plain()
         ))),
         (None, _) => {
-            target::create_table(
-                conn,
-                endpoint,
-                storage,
-                table,
-                &config.routes,
-                config.defer_indexes,
-            )
-            .await
+            target::create_table(conn, endpoint, storage, table, &config.routes, defer).await
         }
     }
 }

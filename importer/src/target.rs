@@ -1,6 +1,9 @@
 //! Preparing the target: databases and tables from the dump's schema files, checks that an
 //! existing table can take the data, and secondary indexes deferred until after the load.
 
+use std::collections::HashSet;
+
+use futures::StreamExt;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use sluice_core::ddl::route_statement;
@@ -25,6 +28,61 @@ async fn statements(storage: &Storage, name: &str) -> Result<Vec<String>, Import
         );
     }
     Ok(out)
+}
+
+/// The tables that some table of the dump names in a `FOREIGN KEY … REFERENCES` clause, by
+/// table name whatever the database (so a qualified, unqualified or routed reference all
+/// match). `--defer-indexes auto` leaves their indexes in place: a child table created after
+/// its parent needs the index its key references, even with foreign key checks off.
+pub async fn referenced_tables(
+    storage: &Storage,
+    tables: &[TableSource],
+) -> Result<HashSet<String>, ImportError> {
+    let mut reads =
+        futures::stream::iter(tables.iter().map(|t| statements(storage, &t.schema_file)))
+            .buffer_unordered(16);
+    let mut out = HashSet::new();
+    while let Some(statements) = reads.next().await {
+        for s in statements? {
+            out.extend(references_in(&s));
+        }
+    }
+    Ok(out)
+}
+
+/// The table names after each `REFERENCES` of a statement (the last part of `db`.`t`).
+fn references_in(statement: &str) -> Vec<String> {
+    let upper = statement.to_ascii_uppercase();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = upper[from..].find("REFERENCES") {
+        let mut rest = statement[from + at + "REFERENCES".len()..].trim_start();
+        let mut last = None;
+        loop {
+            let (name, after) = if let Some(quoted) = rest.strip_prefix('`') {
+                match quoted.find('`') {
+                    Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                    None => break,
+                }
+            } else {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                    .unwrap_or(rest.len());
+                (&rest[..end], &rest[end..])
+            };
+            if name.is_empty() {
+                break;
+            }
+            last = Some(name.to_owned());
+            match after.trim_start().strip_prefix('.') {
+                Some(next) => rest = next.trim_start(),
+                None => break,
+            }
+        }
+        out.extend(last);
+        from += at + "REFERENCES".len();
+    }
+    out
 }
 
 pub async fn database_exists(
@@ -228,6 +286,18 @@ mod tests {
             strip_secondary_indexes(create, DeferIndexes::None),
             (create.to_owned(), Vec::new())
         );
+    }
+
+    #[test]
+    fn references_name_the_parent_tables() {
+        assert_eq!(
+            references_in(
+                "CREATE TABLE c (a INT, b INT, CONSTRAINT f FOREIGN KEY (a) REFERENCES `db`.`p` (`id`), \
+                 FOREIGN KEY (b) references q(id))"
+            ),
+            ["p", "q"]
+        );
+        assert!(references_in("CREATE TABLE t (id INT)").is_empty());
     }
 
     #[test]

@@ -745,7 +745,11 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
              CREATE TABLE child (id INT PRIMARY KEY, p INT, k INT, KEY (k), FOREIGN KEY (p) REFERENCES parent (id));
              INSERT INTO child SELECT seq, seq, seq % 7 FROM seq_1_to_2000;
              CREATE TABLE ai (a INT PRIMARY KEY, id INT NOT NULL AUTO_INCREMENT, k INT, KEY (id), KEY (k));
-             INSERT INTO ai (a, k) SELECT seq, seq % 5 FROM seq_1_to_2000;"
+             INSERT INTO ai (a, k) SELECT seq, seq % 5 FROM seq_1_to_2000;
+             CREATE TABLE p2 (id INT PRIMARY KEY, u INT, KEY (u));
+             INSERT INTO p2 SELECT seq, seq FROM seq_1_to_300000;
+             CREATE TABLE zc (id INT PRIMARY KEY, pu INT, FOREIGN KEY (pu) REFERENCES p2 (u));
+             INSERT INTO zc SELECT seq, seq FROM seq_1_to_100;"
         )
         .as_bytes(),
     );
@@ -758,7 +762,9 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (mut s, mut t) = (source().conn().await, target().conn().await);
-    for table in ["parent", "child", "ai"] {
+    // zc is created while p2 (big) still loads, and references its plain KEY (u): p2 must
+    // keep that index from the start.
+    for table in ["parent", "child", "ai", "p2", "zc"] {
         let show = format!("SHOW CREATE TABLE `{db}`.`{table}`");
         let created = |row: Option<(String, String)>| row.unwrap().1;
         assert_eq!(
