@@ -54,8 +54,8 @@ struct Range {
     target_rows: u64,
 }
 
-/// The sub-ranges of the chunk `predicate` (whose fingerprints were `source` and `target`)
-/// that differ, each small enough to list; the whole chunk when it is small already.
+/// The sub-ranges of the chunk `predicate` (holding `counts` rows on the source and the
+/// target) that differ, each small enough to list; the whole chunk when it is small already.
 pub async fn narrow(
     source: &mut Side<'_>,
     target: &mut Side<'_>,

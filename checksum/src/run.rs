@@ -221,30 +221,7 @@ impl Checker {
             let found = if table.primary_key.is_empty() {
                 diff::keyless_table(&mut source, &mut target, &hash, pair, left).await?
             } else {
-                let ranges = bisect::narrow(
-                    &mut source,
-                    &mut target,
-                    &hash,
-                    pair,
-                    r.chunk.predicate.as_deref(),
-                    (r.source.0, r.target.0),
-                )
-                .await?;
-                let mut found = diff::ChunkDiff::default();
-                for range in ranges {
-                    let limit = left.saturating_sub(found.differences.len());
-                    let part = diff::keyed_chunk(
-                        &mut source,
-                        &mut target,
-                        &hash,
-                        pair,
-                        range.as_deref(),
-                        limit,
-                    )
-                    .await?;
-                    found.absorb(part);
-                }
-                found
+                diff_keyed_chunk(&mut source, &mut target, &hash, pair, r, left).await?
             };
             if synchronizer.is_some() {
                 sync::end(&mut src_conn).await;
@@ -274,6 +251,33 @@ impl Checker {
             fix_applied,
         })
     }
+}
+
+/// The differing rows of a mismatching chunk of a keyed table: the chunk is narrowed by
+/// bisection, then the ranges left are diffed row by row (at most `limit` rows reported).
+async fn diff_keyed_chunk(
+    source: &mut Side<'_>,
+    target: &mut Side<'_>,
+    hash: &HashSql,
+    pair: diff::TablePair<'_>,
+    result: &ChunkResult,
+    limit: usize,
+) -> Result<diff::ChunkDiff, ChecksumError> {
+    let ranges = bisect::narrow(
+        source,
+        target,
+        hash,
+        pair,
+        result.chunk.predicate.as_deref(),
+        (result.source.0, result.target.0),
+    )
+    .await?;
+    let mut found = diff::ChunkDiff::default();
+    for range in ranges {
+        let left = limit.saturating_sub(found.differences.len());
+        found.absorb(diff::keyed_chunk(source, target, hash, pair, range.as_deref(), left).await?);
+    }
+    Ok(found)
 }
 
 struct ChunkResult {

@@ -41,6 +41,15 @@ fn dump(db: &str, out: &Path, extra: &[&str]) {
     );
 }
 
+/// Fails the test with the command's stderr unless it exited 0.
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn import(input: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["import", "--input", input.to_str().unwrap(), "--target"];
     let url = target().url();
@@ -293,11 +302,7 @@ async fn a_small_sort_budget_spills_runs_and_deferred_indexes_arrive() {
             "--defer-indexes",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         summary["sort_runs_spilled"].as_u64().unwrap() >= 2,
@@ -352,11 +357,7 @@ async fn killed_imports_finish_exactly_when_run_again() {
         let _ = child.wait_with_output();
     }
     let out = import(dir.path(), &["--defer-indexes"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_same_table(&db, "big", "id").await;
     assert_same_table(&db, "small", "id").await;
     // The index deferred by the runs that were killed is there in the end.
@@ -496,11 +497,7 @@ async fn a_dump_in_s3_imports_from_s3() {
         "--chunk-rows",
         "10000",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let out = run(&[
         "import",
         "--input",
@@ -510,11 +507,7 @@ async fn a_dump_in_s3_imports_from_s3() {
         "--threads",
         "2",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_same_table(&db, "big", "id").await;
 }
 
@@ -555,11 +548,7 @@ async fn a_mysqldump_file_imports_and_its_triggers_do_not_fire_on_restored_rows(
     assert!(out.status.success());
     std::fs::write(&file, &out.stdout).unwrap();
     let out = import(&file, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["layout"], "mysqldump");
     assert_same_table(&db, "a", "id").await;
@@ -607,11 +596,7 @@ async fn import_mode_restores_target_settings_even_after_a_kill() {
             .unwrap()
     };
     let out = run(&["--input", dir.path().to_str().unwrap(), "--import-mode"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(
         redo_settings(&mut conn).await,
         original,
@@ -662,11 +647,7 @@ async fn import_mode_restores_target_settings_even_after_a_kill() {
         "the original settings must be recorded before they change"
     );
     let out = run(&["--restore-target-settings"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(
         redo_settings(&mut conn).await,
         original,
@@ -756,11 +737,7 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
     let dir = tempfile::tempdir().unwrap();
     dump(&db, dir.path(), &[]);
     let out = import(dir.path(), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let (mut s, mut t) = (source().conn().await, target().conn().await);
     // zc is created while p2 (big) still loads, and references its plain KEY (u): p2 must
     // keep that index from the start.
@@ -794,11 +771,7 @@ async fn a_target_with_a_small_max_allowed_packet_takes_16_mib_batches() {
         "--threads",
         "2",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let mut conn = small.conn().await;
     let rows: Option<u64> = conn
         .query_first(format!("SELECT COUNT(*) FROM `{db}`.big"))
