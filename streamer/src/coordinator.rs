@@ -27,7 +27,8 @@ use crate::reader::{Reader, ReaderConfig, ReaderEnd, ReaderStatus};
 use crate::relay::{Puller, PullerConfig, RelayDir};
 use crate::schema_view::SchemaView;
 use crate::stream::{StreamConfig, Summary};
-use crate::transaction::{Ddl, Item, Mark};
+use crate::transaction::{Ddl, Item, Mark, XaStep};
+use crate::xa::{self, PendingXa};
 
 /// What `Streamer::build` prepared.
 pub(crate) struct Setup {
@@ -37,6 +38,7 @@ pub(crate) struct Setup {
     pub safe_until: Option<BinlogPosition>,
     pub skip_before: HashMap<TableName, BinlogPosition>,
     pub checkpoints: Checkpoints,
+    pub pending_xa: PendingXa,
     pub control: Conn,
 }
 
@@ -462,7 +464,36 @@ impl Coordinator {
                 self.ddl_count += 1;
                 let _ = d.applied.send(());
             }
+            Item::Xa(x) => {
+                if self.dispatcher.drain().await.is_err() {
+                    self.broken = true;
+                    return;
+                }
+                match self.apply_xa(&x).await {
+                    Ok(rows) => {
+                        self.progress.applied_alone(&x.end, rows, x.timestamp);
+                        self.flushed = x.end.position.clone();
+                    }
+                    Err(e) => self.fail(e),
+                }
+            }
             Item::Progress(m) => self.progress.skipped(&m),
+        }
+    }
+
+    /// Runs an XA step alone (every applier drained) on the control connection, once more on
+    /// a new connection when the first is lost ([`xa::apply_step`] may run twice).
+    async fn apply_xa(&mut self, x: &XaStep) -> Result<u64, StreamError> {
+        let s = &mut self.setup;
+        let checkpoint = s.checkpoints.all_rows(self.workers, &x.end, None);
+        let target = &s.config.target;
+        let (pending, checkpoints) = (&s.pending_xa, &s.checkpoints);
+        match xa::apply_step(&mut s.control, target, pending, checkpoints, &checkpoint, x).await {
+            Err(e) if e.is_transient() => {
+                s.control = target.connect().await?;
+                xa::apply_step(&mut s.control, target, pending, checkpoints, &checkpoint, x).await
+            }
+            result => result,
         }
     }
 
@@ -710,6 +741,7 @@ fn item_end(item: &Item) -> &Mark {
     match item {
         Item::Transaction(t) => &t.end,
         Item::Ddl(d) => &d.end,
+        Item::Xa(x) => &x.end,
         Item::Progress(m) => m,
     }
 }

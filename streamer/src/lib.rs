@@ -30,6 +30,7 @@ pub mod schema_view;
 pub mod sql;
 mod stream;
 pub mod transaction;
+pub mod xa;
 
 pub use control::{Control, HoldRefused, Status};
 pub use error::StreamError;

@@ -85,6 +85,15 @@ impl Progress {
         self.lock().last = end.clone();
     }
 
+    /// A transaction applied outside the appliers (an XA step, with nothing in flight).
+    pub fn applied_alone(&self, end: &Mark, rows: u64, timestamp: u32) {
+        let mut s = self.lock();
+        s.last = end.clone();
+        s.transactions += 1;
+        s.rows += rows;
+        s.last_commit_timestamp = s.last_commit_timestamp.max(timestamp);
+    }
+
     /// The lowest sequence number still in flight (`u64::MAX` when none).
     pub fn oldest_in_flight(&self) -> u64 {
         self.lock()

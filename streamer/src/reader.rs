@@ -37,7 +37,8 @@ use crate::cell::{Row, literal};
 use crate::event::event_type as et;
 use crate::relay::{FLAG_COPIED_FDE, Follower, RelayDir};
 use crate::schema_view::SchemaView;
-use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction};
+use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction, XaAction, XaStep};
+use crate::xa::{self, XaStatement, Xid};
 use crate::{StreamError, mariadb};
 use sluice_core::ddl::{Statement, classify, route_statement};
 
@@ -461,13 +462,6 @@ impl Reader {
                         reason: "a GTID event too short to decode".into(),
                     }
                 })?;
-                if g.flags & 0x40 != 0 {
-                    return Err(StreamError::Schema {
-                        table: "XA transaction".into(),
-                        position: at,
-                        reason: "XA PREPARE is not supported by the streamer yet".into(),
-                    });
-                }
                 *building = Some(Building {
                     gtid: Some(g.gtid),
                     mysql_gtid: None,
@@ -501,11 +495,23 @@ impl Reader {
                 self.lock_status().source_end = Some((file, h.log_pos()));
             }
             et::XA_PREPARE => {
-                return Err(StreamError::Schema {
-                    table: "XA transaction".into(),
-                    position: at,
-                    reason: "XA PREPARE is not supported by the streamer yet".into(),
-                });
+                let xid =
+                    Xid::from_prepare_event(ev.data()).ok_or_else(|| StreamError::Corrupt {
+                        file: at.file.clone(),
+                        offset: at.offset,
+                        reason: "an XA_PREPARE event too short to decode".into(),
+                    })?;
+                let end = self.mark_after(building.as_ref(), cursor);
+                let (changes, timestamp) = building
+                    .take()
+                    .map_or((Vec::new(), h.timestamp()), |b| (b.changes, b.timestamp));
+                let step = XaStep {
+                    xid,
+                    action: XaAction::Prepare(changes),
+                    end: end.clone(),
+                    timestamp,
+                };
+                return self.hand_on(Item::Xa(step), end).await;
             }
             k if is_known_without_effect(k) => {
                 // Between transactions (a new file's FORMAT_DESCRIPTION, GTID_LIST and
@@ -550,6 +556,20 @@ impl Reader {
         };
         let sql = q.query().into_owned();
         let schema = q.schema().into_owned();
+        match xa::parse_statement(&sql) {
+            Some(XaStatement::Commit(xid)) => {
+                return self
+                    .xa_end(xid, XaAction::Commit, ev, building, cursor)
+                    .await;
+            }
+            Some(XaStatement::Rollback(xid)) => {
+                return self
+                    .xa_end(xid, XaAction::Rollback, ev, building, cursor)
+                    .await;
+            }
+            Some(XaStatement::OnePhaseCommit) => return self.finish(building, cursor).await,
+            Some(XaStatement::Framing) | None => {}
+        }
         let statement = classify(&sql, &schema);
         match &statement {
             Statement::Begin => {
@@ -629,6 +649,26 @@ impl Reader {
                 Ok(None)
             }
         }
+    }
+
+    /// The second phase of an XA transaction prepared earlier: an event group of its own.
+    async fn xa_end(
+        &mut self,
+        xid: Xid,
+        action: XaAction,
+        ev: &Event,
+        building: &mut Option<Building>,
+        cursor: &Cursor,
+    ) -> Result<Option<ReaderEnd>, StreamError> {
+        let end = self.mark_after(building.as_ref(), cursor);
+        *building = None;
+        let step = XaStep {
+            xid,
+            action,
+            end: end.clone(),
+            timestamp: ev.header().timestamp(),
+        };
+        self.hand_on(Item::Xa(step), end).await
     }
 
     /// The mark after the current event, with the transaction's GTID counted.

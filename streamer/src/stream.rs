@@ -30,6 +30,7 @@ use crate::control::Commands;
 use crate::reader::Until;
 use crate::relay::RelayDir;
 use crate::transaction::Mark;
+use crate::xa::PendingXa;
 
 /// Where a stream starts when the task has no checkpoint yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +137,7 @@ pub struct Streamer {
     /// Per source table: its changes before this position are in the dump already.
     skip_before: HashMap<TableName, BinlogPosition>,
     checkpoints: Checkpoints,
+    pending_xa: PendingXa,
     control: Conn,
 }
 
@@ -156,8 +158,11 @@ impl Streamer {
         checkpoints
             .ensure(&mut control, &config.target, &config.meta_schema)
             .await?;
+        let pending_xa = PendingXa::new(&config.meta_schema, &config.task);
+        pending_xa.ensure(&mut control, &config.target).await?;
         if config.restart {
             checkpoints.clear(&mut control, &config.target).await?;
+            pending_xa.clear(&mut control, &config.target).await?;
         }
         let resume = checkpoints.read(&mut control, &config.target).await?;
         let resuming = resume.is_some();
@@ -260,6 +265,7 @@ impl Streamer {
             safe_until,
             skip_before,
             checkpoints,
+            pending_xa,
             control,
         })
     }
@@ -285,6 +291,7 @@ impl Streamer {
                 safe_until: self.safe_until,
                 skip_before: self.skip_before,
                 checkpoints: self.checkpoints,
+                pending_xa: self.pending_xa,
                 control: self.control,
             },
             stop,

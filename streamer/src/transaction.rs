@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::cell::Row;
 use crate::schema_view::TableDef;
+use crate::xa::Xid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -69,11 +70,30 @@ pub struct Ddl {
     pub applied: oneshot::Sender<()>,
 }
 
+/// A step of an XA transaction ([`crate::xa`]): its prepare group (with the changes, which
+/// wait in the meta schema), or its later XA COMMIT / XA ROLLBACK.
+#[derive(Debug)]
+pub struct XaStep {
+    pub xid: Xid,
+    pub action: XaAction,
+    /// The position after the step's event group, and the GTID set including it.
+    pub end: Mark,
+    pub timestamp: u32,
+}
+
+#[derive(Debug)]
+pub enum XaAction {
+    Prepare(Vec<RowChange>),
+    Commit,
+    Rollback,
+}
+
 /// What the reader sends to the dispatcher.
 #[derive(Debug)]
 pub enum Item {
     Transaction(Transaction),
     Ddl(Ddl),
+    Xa(XaStep),
     /// Events that change no replicated row but move the position (skipped transactions,
     /// filtered tables, DDL on other tables): recorded at the next checkpoint.
     Progress(Mark),
