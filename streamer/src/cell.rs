@@ -22,6 +22,7 @@ use mysql_async::binlog::value::BinlogValue;
 use sluice_core::layout::civil_from_days;
 use sluice_core::{ColumnKind, bit_value, sql_literal};
 
+use crate::json::json_text;
 use crate::schema_view::ColumnDef;
 
 /// A row as SQL literals in table order (`NULL` for NULL).
@@ -37,14 +38,9 @@ pub fn literal(value: Option<&BinlogValue<'_>>, column: &ColumnDef) -> Result<Ve
         }
         Some(BinlogValue::Value(v)) => v,
         Some(BinlogValue::Jsonb(j)) => {
-            let json =
-                serde_json::Value::try_from(j.clone()).map_err(|e| format!("binary JSON: {e}"))?;
+            let json = json_text(j.clone())?;
             let mut out = Vec::new();
-            sql_literal(
-                &mut out,
-                ColumnKind::Text,
-                Some(json.to_string().as_bytes()),
-            );
+            sql_literal(&mut out, ColumnKind::Text, Some(json.as_bytes()));
             return Ok(out);
         }
         Some(BinlogValue::JsonDiff(_)) => {

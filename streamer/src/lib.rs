@@ -21,6 +21,7 @@ mod coordinator;
 pub mod dispatch;
 mod error;
 mod event;
+pub mod json;
 pub mod mariadb;
 pub mod progress;
 pub mod reader;
