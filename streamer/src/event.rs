@@ -50,6 +50,9 @@ pub mod event_type {
     pub const GTID_MARIADB: u8 = 162;
     pub const GTID_LIST: u8 = 163;
     pub const START_ENCRYPTION: u8 = 164;
+    /// MariaDB's compressed QUERY and rows events (`log_bin_compress`), 165 to 171.
+    pub const QUERY_COMPRESSED: u8 = 165;
+    pub const DELETE_ROWS_COMPRESSED_V2: u8 = 171;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

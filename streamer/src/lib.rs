@@ -16,6 +16,7 @@ pub mod apply;
 pub mod cell;
 pub mod checkpoint;
 pub mod compact;
+mod compressed;
 pub mod control;
 mod coordinator;
 pub mod dispatch;

@@ -39,7 +39,7 @@ use crate::relay::{FLAG_COPIED_FDE, Follower, RelayDir};
 use crate::schema_view::SchemaView;
 use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction, XaAction, XaStep};
 use crate::xa::{self, XaStatement, Xid};
-use crate::{StreamError, mariadb};
+use crate::{StreamError, compressed, mariadb};
 use sluice_core::ddl::{Statement, classify, route_statement};
 
 /// Seconds between the source's heartbeats on an idle stream.
@@ -482,6 +482,17 @@ impl Reader {
                     timestamp: h.timestamp(),
                     changes: Vec::new(),
                 });
+            }
+            et::QUERY_COMPRESSED..=et::DELETE_ROWS_COMPRESSED_V2 => {
+                let plain = compressed::inflate(ev).map_err(|reason| StreamError::Corrupt {
+                    file: at.file.clone(),
+                    offset: at.offset,
+                    reason,
+                })?;
+                if plain.header().event_type_raw() == et::QUERY {
+                    return self.handle_query(&plain, &at, cursor, building).await;
+                }
+                self.handle_rows(stream, &plain, &at, building).await?;
             }
             et::XID => return self.finish(building, cursor).await,
             et::QUERY => return self.handle_query(ev, &at, cursor, building).await,

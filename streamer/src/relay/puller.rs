@@ -318,8 +318,10 @@ impl Puller {
             event: bytes,
         })?;
         // Readers follow closely: whole transactions are handed to the file at once.
-        if matches!(kind, et::XID | et::QUERY | et::XA_PREPARE)
-            && let Some(w) = self.writer.as_mut()
+        if matches!(
+            kind,
+            et::XID | et::QUERY | et::QUERY_COMPRESSED | et::XA_PREPARE
+        ) && let Some(w) = self.writer.as_mut()
         {
             w.flush()?;
         }
