@@ -15,6 +15,12 @@
 //!   the dump only proceeds when all report the same position; otherwise they retry.
 //! * `none`: no transaction; the position is read before the first row and is not exact.
 //!
+//! XA transactions. One prepared but not yet committed at the snapshot is in neither the dump
+//! nor the binlog after its position (its XA PREPARE lies before), so a stream from the dump
+//! could not apply its XA COMMIT. Every mode but `none` therefore waits (up to the lock wait,
+//! or the snapshot retries) until `XA RECOVER` lists none at the snapshot, else fails naming
+//! them.
+//!
 //! Under the global lock the position is also read per worker on MariaDB and must agree, which
 //! checks the lock actually held. The GTID set is `BINLOG_GTID_POS(file, offset)`: measured on
 //! MariaDB 10.11, `@@gtid_binlog_pos` read inside a snapshot can already be ahead of it.
@@ -32,6 +38,8 @@ use crate::config::Consistency;
 
 /// How many times `snapshot` mode re-opens the snapshots before giving up.
 const SNAPSHOT_TRIES: usize = 20;
+/// The pause before looking again for prepared XA transactions to end.
+const XA_RETRY: Duration = Duration::from_millis(250);
 
 /// The workers in their snapshot, and where that snapshot stands in the binlog.
 pub struct Snapshot {
@@ -89,7 +97,26 @@ pub async fn open(
         }
         Consistency::Snapshot => snapshot_without_lock(workers, endpoint, info, binlog_on).await,
         Consistency::Auto | Consistency::Flush | Consistency::Lock => {
-            let method = lock(&mut coordinator, endpoint, info, mode, tables, lock_wait).await?;
+            let started = Instant::now();
+            let method = loop {
+                let method =
+                    lock(&mut coordinator, endpoint, info, mode, tables, lock_wait).await?;
+                // Under the lock no XA transaction can prepare or end: the list is exact.
+                let prepared = if binlog_on {
+                    prepared_xa(&mut coordinator).await
+                } else {
+                    Vec::new()
+                };
+                if prepared.is_empty() {
+                    break method;
+                }
+                unlock(&mut coordinator, endpoint, &method).await?;
+                if started.elapsed() >= lock_wait {
+                    return Err(xa_prepared_error(endpoint, &prepared));
+                }
+                tracing::info!(prepared = ?prepared, "XA transactions are prepared on the source: waiting for their XA COMMIT or XA ROLLBACK");
+                tokio::time::sleep(XA_RETRY).await;
+            };
             // From here on nothing commits (to the dumped tables): open every snapshot.
             let opened = begin_all(&mut workers, endpoint).await;
             let position = match opened {
@@ -299,10 +326,21 @@ async fn snapshot_without_lock(
         )));
     }
     let mut last = Vec::new();
+    let mut prepared = Vec::new();
     for attempt in 1..=SNAPSHOT_TRIES {
+        // Without a lock, an XA transaction prepared before the snapshot shows in one of the
+        // two lists unless it also ended between them, within milliseconds.
+        if binlog_on {
+            prepared = prepared_xa(&mut workers[0]).await;
+        }
         begin_all(&mut workers, endpoint).await?;
         let positions = worker_positions(&mut workers, endpoint).await?;
-        if positions.iter().all(|p| p == &positions[0]) {
+        if prepared.is_empty() && binlog_on {
+            prepared = prepared_xa(&mut workers[0]).await;
+        }
+        if !prepared.is_empty() {
+            tracing::info!(prepared = ?prepared, "XA transactions are prepared on the source: waiting for their XA COMMIT or XA ROLLBACK");
+        } else if positions.iter().all(|p| p == &positions[0]) {
             let (file, offset) = positions[0].clone();
             let position = if binlog_on {
                 let gtid = mariadb_gtid_at(&mut workers[0], endpoint, &file, offset).await?;
@@ -327,6 +365,12 @@ async fn snapshot_without_lock(
                 .map_err(|e| endpoint.error("ROLLBACK", e))?;
         }
         last = positions;
+        if !prepared.is_empty() {
+            tokio::time::sleep(XA_RETRY).await;
+        }
+    }
+    if !prepared.is_empty() {
+        return Err(xa_prepared_error(endpoint, &prepared));
     }
     Err(DumpError::Snapshot {
         endpoint: endpoint.address(),
@@ -336,6 +380,43 @@ async fn snapshot_without_lock(
             workers.len()
         ),
     })
+}
+
+/// XA transactions prepared on the source (`XA RECOVER`), as `X'gtrid',X'bqual',format`.
+/// An account that may not list them gets an empty list and a warning.
+async fn prepared_xa(conn: &mut Conn) -> Vec<String> {
+    let rows: Vec<(i64, usize, usize, Vec<u8>)> = match conn.query("XA RECOVER").await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list prepared XA transactions (XA RECOVER); a stream from this dump stops at the XA COMMIT of one prepared now");
+            return Vec::new();
+        }
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    rows.into_iter()
+        .map(|(format, gtrid, bqual, data)| {
+            let gtrid = gtrid.min(data.len());
+            let bqual = bqual.min(data.len() - gtrid);
+            format!(
+                "X'{}',X'{}',{format}",
+                hex(&data[..gtrid]),
+                hex(&data[gtrid..gtrid + bqual])
+            )
+        })
+        .collect()
+}
+
+fn xa_prepared_error(endpoint: &Endpoint, prepared: &[String]) -> DumpError {
+    DumpError::Snapshot {
+        endpoint: endpoint.address(),
+        reason: format!(
+            "XA transactions stay prepared on the source ({}): a dump now would hold none of \
+             their changes, and a stream from its position would meet their XA COMMIT without \
+             their XA PREPARE; end them (XA COMMIT or XA ROLLBACK) and dump again, or use \
+             --consistency none for a copy that is never streamed",
+            prepared.join(", ")
+        ),
+    }
 }
 
 async fn worker_positions(
