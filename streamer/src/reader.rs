@@ -28,6 +28,7 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, OptsBuilder};
 use mysql_common::binlog::EventStreamReader;
+use mysql_common::packets::{GnoInterval, Sid, Tag};
 use sluice_core::{
     BinlogPosition, Endpoint, Flavor, GtidSet, MariaGtid, Routes, TableFilter, TableName,
 };
@@ -956,12 +957,6 @@ pub(crate) async fn open_stream(
         if by_gtid {
             setup.push(format!("SET @slave_connect_state = '{}'", mark.gtid));
         }
-    } else if by_gtid {
-        return Err(OpenError::Config(StreamError::Config(format!(
-            "starting {} from a GTID set alone needs COM_BINLOG_DUMP_GTID, \
-             which Sluice does not send to MySQL yet; give --from FILE:OFFSET",
-            mark.gtid
-        ))));
     }
     for sql in &setup {
         conn.query_drop(sql).await.map_err(OpenError::Server)?;
@@ -972,6 +967,16 @@ pub(crate) async fn open_stream(
     if by_gtid {
         cursor.resync = true;
         cursor.floor = mark.position.offset;
+        if flavor != Flavor::MariaDb {
+            // COM_BINLOG_DUMP_GTID: the server skips every transaction of the set.
+            let sids = mysql_sids(&mark.gtid).map_err(|e| {
+                OpenError::Config(StreamError::Config(format!(
+                    "the GTID set {} cannot be sent to MySQL: {e}",
+                    mark.gtid
+                )))
+            })?;
+            request = request.with_gtid().with_gtid_set(sids);
+        }
     } else if from_file_start {
         tracing::warn!(position = %mark.position, "past 4 GiB without a GTID position: reading the file again from its start up to there");
         cursor.offset = 4;
@@ -985,6 +990,43 @@ pub(crate) async fn open_stream(
         .await
         .map_err(OpenError::Server)?;
     Ok((stream, cursor))
+}
+
+/// A MySQL GTID set (`uuid[:tag]` → inclusive intervals) as the source ids of
+/// COM_BINLOG_DUMP_GTID, whose intervals end one past their last transaction.
+pub(crate) fn mysql_sids(set: &GtidSet) -> Result<Vec<Sid<'static>>, String> {
+    let GtidSet::MySql(sources) = set else {
+        return Err("not a MySQL GTID set".into());
+    };
+    sources
+        .iter()
+        .map(|(source, intervals)| {
+            let (uuid, tag) = match source.split_once(':') {
+                Some((uuid, tag)) => (uuid, Some(tag)),
+                None => (source.as_str(), None),
+            };
+            let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+            if hex.len() != 32 {
+                return Err(format!("`{uuid}` is not a UUID"));
+            }
+            let mut bytes = [0u8; 16];
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                    .map_err(|_| format!("`{uuid}` is not a UUID"))?;
+            }
+            let intervals = intervals
+                .iter()
+                .map(|&(first, last)| GnoInterval::new(first, last + 1))
+                .collect();
+            let sid = Sid::new(bytes).with_intervals(intervals);
+            Ok(match tag {
+                Some(tag) => sid.with_tag(
+                    Tag::new(tag.to_owned()).map_err(|_| format!("`{tag}` is not a GTID tag"))?,
+                ),
+                None => sid,
+            })
+        })
+        .collect()
 }
 
 /// Moves the cursor past a real event of `size` bytes whose header says it ends at `log_pos`.
@@ -1165,6 +1207,27 @@ mod tests {
         };
         r.rotate("g".into(), 4);
         assert!(!r.skips(10), "a skip holds only in the file read again");
+    }
+
+    #[test]
+    fn mysql_gtid_sets_become_half_open_source_intervals() {
+        let set: GtidSet = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,3e11fa47-71ca-11e1-9e33-c80aa9429563:tag1:3"
+            .parse()
+            .unwrap_or_default();
+        let sids = mysql_sids(&set).unwrap_or_default();
+        assert_eq!(sids.len(), 2);
+        assert_eq!(sids[0].uuid()[..2], [0x3e, 0x11]);
+        let spans: Vec<(u64, u64)> = sids[0]
+            .intervals()
+            .iter()
+            .map(|i| (i.start(), i.end()))
+            .collect();
+        assert_eq!(spans, [(1, 6), (7, 8)]);
+        assert_eq!(
+            sids[1].tag().map(|t| t.to_string()).as_deref(),
+            Some("tag1")
+        );
+        assert!(mysql_sids(&GtidSet::default()).is_err());
     }
 
     #[test]

@@ -194,10 +194,16 @@ impl Streamer {
                 )
             }
             (None, StartPoint::Gtid(g)) => {
-                if info.flavor != Flavor::MariaDb {
-                    return Err(StreamError::Config(
-                        "--from-gtid is supported for MariaDB sources only so far; give --from FILE:OFFSET".into(),
-                    ));
+                let mariadb_set = matches!(g, GtidSet::MariaDb(_));
+                if mariadb_set != (info.flavor == Flavor::MariaDb) {
+                    return Err(StreamError::Config(format!(
+                        "--from-gtid {g}: a {} GTID set, but the source is {info}",
+                        if mariadb_set {
+                            "MariaDB (domain-server-sequence)"
+                        } else {
+                            "MySQL (uuid:interval)"
+                        }
+                    )));
                 }
                 (
                     Mark {

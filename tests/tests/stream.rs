@@ -340,6 +340,24 @@ async fn bad_inputs_are_refused_with_the_fix_named() {
         "{}",
         stderr(&o)
     );
+    // A MySQL GTID set for a MariaDB source.
+    let o = sluice(&[
+        "stream",
+        "--source",
+        &src,
+        "--target",
+        &tgt,
+        "--from-gtid",
+        "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5",
+        "--task",
+        "wrong_flavor",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a MySQL (uuid:interval) GTID set, but the source is MariaDB"),
+        "{}",
+        stderr(&o)
+    );
     // A row event for a table the target lacks: named with its position.
     let db = unique_name("stream_missing");
     let mut s = source().conn().await;
