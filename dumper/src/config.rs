@@ -78,6 +78,8 @@ pub struct DumpConfig {
     pub lock_wait_secs: u64,
     /// Upper bound of one INSERT statement in SQL output.
     pub statement_bytes: usize,
+    /// Split a chunk into several files of about this many bytes each (before compression).
+    pub file_size: Option<u64>,
 }
 
 impl DumpConfig {
@@ -98,6 +100,7 @@ impl DumpConfig {
             resume: false,
             lock_wait_secs: 30,
             statement_bytes: 1 << 20,
+            file_size: None,
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::DumpError;
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 4096;
 /// A row group is closed once its encoded size passes this.
-const ROW_GROUP_BYTES: usize = 64 << 20;
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
 
 /// The Arrow type a column is stored as (see the module table).
 pub fn arrow_type(c: &ColumnInfo) -> DataType {
@@ -300,10 +300,17 @@ pub struct ParquetEncoder {
     names: Vec<String>,
     table: String,
     writer: ArrowWriter<Vec<u8>>,
+    row_group_bytes: usize,
 }
 
 impl ParquetEncoder {
-    pub fn new(table: &TableInfo, compression: Compression) -> Result<ParquetEncoder, DumpError> {
+    /// `row_group_bytes` bounds a row group (at most [`ROW_GROUP_BYTES`]); a file is only ever
+    /// split between row groups.
+    pub fn new(
+        table: &TableInfo,
+        compression: Compression,
+        row_group_bytes: usize,
+    ) -> Result<ParquetEncoder, DumpError> {
         let fields: Vec<Field> = table
             .columns
             .iter()
@@ -329,6 +336,7 @@ impl ParquetEncoder {
             names: table.column_names(),
             table: table.name.plain(),
             writer,
+            row_group_bytes: row_group_bytes.min(ROW_GROUP_BYTES),
         })
     }
 
@@ -361,7 +369,7 @@ impl ParquetEncoder {
         self.writer
             .write(&batch)
             .map_err(|e| DumpError::Worker(e.to_string()))?;
-        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+        if self.writer.in_progress_size() >= self.row_group_bytes {
             self.writer
                 .flush()
                 .map_err(|e| DumpError::Worker(e.to_string()))?;

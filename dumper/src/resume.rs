@@ -38,6 +38,8 @@ pub struct Settings {
     pub compression: Compression,
     pub csv: Option<CsvDialect>,
     pub chunk_rows: u64,
+    #[serde(default)]
+    pub file_size: Option<u64>,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
             compression: config.compression,
             csv: (config.format == DataFormat::Csv).then(|| config.csv.clone()),
             chunk_rows: config.chunk_rows,
+            file_size: config.file_size,
         }
     }
 
@@ -81,12 +84,21 @@ impl Settings {
                 self.chunk_rows.to_string(),
                 now.chunk_rows.to_string(),
             ),
+            (
+                "file size",
+                size_text(self.file_size),
+                size_text(now.file_size),
+            ),
         ];
         pairs
             .into_iter()
             .find(|(_, was, now)| was != now)
             .map(|(what, was, now)| format!("{what} was {was}, now {now}"))
     }
+}
+
+fn size_text(bytes: Option<u64>) -> String {
+    bytes.map_or("none".to_owned(), |b| format!("{b} bytes"))
 }
 
 /// One finished chunk.
@@ -104,6 +116,19 @@ pub struct ChunkDone {
     pub fingerprint: String,
     /// The snapshot it was read in (0 = the dump's first).
     pub snapshot: u32,
+    /// With `--file-size`: the chunk's files after the first (`file`, `rows`, `bytes` and
+    /// `fingerprint` above describe the first), in key order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartDone>,
+}
+
+/// One more file of a chunk that `--file-size` split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartDone {
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,6 +387,7 @@ mod tests {
             compression: Compression::None,
             csv: None,
             chunk_rows: 100,
+            file_size: None,
         };
         let b = a.clone();
         assert_eq!(a.difference(&b), None);
@@ -369,6 +395,12 @@ mod tests {
         assert_eq!(
             a.difference(&b).as_deref(),
             Some("chunk rows was 5, now 100")
+        );
+        a.chunk_rows = 100;
+        a.file_size = Some(1 << 20);
+        assert_eq!(
+            a.difference(&b).as_deref(),
+            Some("file size was 1048576 bytes, now none")
         );
     }
 
@@ -383,6 +415,7 @@ mod tests {
                 compression: Compression::None,
                 csv: None,
                 chunk_rows: 1,
+                file_size: None,
             },
             consistency: "flush".into(),
             started_at: 0,
@@ -411,6 +444,7 @@ mod tests {
             bytes: 0,
             fingerprint: String::new(),
             snapshot: 0,
+            parts: Vec::new(),
         });
         let pending: Vec<u32> = p.pending().iter().map(|c| c.index).collect();
         assert_eq!(pending, [0, 2]);

@@ -10,20 +10,18 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use sluice_core::layout::{
     self, ChunkMeta, Compression, DataFormat, DumpMetadata, METADATA_FILE, PROGRESS_FILE,
-    RowFingerprint, SourceMeta, TableMeta, utc_timestamp,
+    SourceMeta, TableMeta, utc_timestamp,
 };
 use sluice_core::{
-    Chunk, Endpoint, Selection, ServerInfo, Storage, TableInfo, TableName, cells, plan_table,
-    quote_ident, select_tables,
+    Chunk, Endpoint, Selection, ServerInfo, Storage, TableInfo, TableName, plan_table, quote_ident,
+    select_tables,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::chunk::dump_chunk;
 use crate::config::{Consistency, DumpConfig};
-use crate::encode::{CsvEncoder, SqlEncoder};
-use crate::parquet::ParquetEncoder;
 use crate::resume::{ChunkDone, DumpProgress, SAVE_EVERY, Settings};
-use crate::sink::{ChunkSink, FLUSH_BYTES};
 use crate::{DumpError, DumpObserver, privileges, snapshot};
 
 /// What a finished dump reports (`--json` prints it as one line).
@@ -65,6 +63,11 @@ impl Dumper {
         if config.threads == 0 || config.chunk_rows == 0 {
             return Err(DumpError::Unsupported(
                 "--threads and --chunk-rows must be at least 1".to_owned(),
+            ));
+        }
+        if config.file_size.is_some_and(|bytes| bytes < 1 << 20) {
+            return Err(DumpError::Unsupported(
+                "--file-size must be at least 1MiB".to_owned(),
             ));
         }
         config.csv.validate()?;
@@ -434,7 +437,7 @@ impl WorkerJob {
             let Some(chunk) = next else { break };
             let table = &self.tables[chunk.table];
             self.observer.chunk_started(&table.name);
-            let (mut result, file) =
+            let (mut result, files) =
                 dump_chunk(&mut self.conn, &self.storage, &self.config, table, &chunk).await?;
             let (observer, done, name) =
                 (self.observer.clone(), self.done.clone(), table.name.clone());
@@ -442,10 +445,20 @@ impl WorkerJob {
                 joined(commits.join_next().await)?;
             }
             commits.spawn(async move {
-                if let Some((sink, rest)) = file {
-                    result.bytes = sink.finish(rest).await?;
+                // The first file is the chunk's own, the others its parts (`--file-size`).
+                let mut sizes = Vec::with_capacity(files.len());
+                for f in files {
+                    sizes.push(f.sink.finish(f.rest).await?);
                 }
-                observer.chunk_done(&name, result.rows, result.bytes);
+                if let Some((first, rest)) = sizes.split_first() {
+                    result.bytes = *first;
+                    for (part, bytes) in result.parts.iter_mut().zip(rest) {
+                        part.bytes = *bytes;
+                    }
+                }
+                let rows = result.rows + result.parts.iter().map(|p| p.rows).sum::<u64>();
+                let bytes = result.bytes + result.parts.iter().map(|p| p.bytes).sum::<u64>();
+                observer.chunk_done(&name, rows, bytes);
                 let _ = done.send(result);
                 Ok(())
             });
@@ -470,146 +483,6 @@ fn joined(
     }
 }
 
-enum RowEncoder {
-    Sql(SqlEncoder),
-    Csv(CsvEncoder),
-    Parquet(Box<ParquetEncoder>),
-}
-
-async fn dump_chunk(
-    conn: &mut Conn,
-    storage: &Storage,
-    config: &DumpConfig,
-    table: &TableInfo,
-    chunk: &Chunk,
-) -> Result<(ChunkDone, Option<(ChunkSink, Vec<u8>)>), DumpError> {
-    let endpoint = &config.source;
-    // Parquet compresses its pages itself; the file carries no compression suffix.
-    let file_compression = if config.format == DataFormat::Parquet {
-        Compression::None
-    } else {
-        config.compression
-    };
-    let file = layout::chunk_file(
-        &table.name.database,
-        &table.name.table,
-        chunk.index,
-        config.format,
-        file_compression,
-    );
-    let kinds = table.columns.iter().map(|c| c.kind).collect::<Vec<_>>();
-    let columns = table.column_names();
-    let mut encoder = match config.format {
-        DataFormat::Csv => RowEncoder::Csv(CsvEncoder::new(config.csv.clone(), kinds)),
-        DataFormat::Parquet => {
-            RowEncoder::Parquet(Box::new(ParquetEncoder::new(table, config.compression)?))
-        }
-        DataFormat::Sql => RowEncoder::Sql(SqlEncoder::new(
-            &table.name.table,
-            &columns,
-            kinds,
-            config.statement_bytes,
-        )),
-    };
-    let mut buf = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
-    match &encoder {
-        RowEncoder::Sql(e) => e.file_header(&mut buf),
-        RowEncoder::Csv(e) => e.file_header(&mut buf, &columns),
-        RowEncoder::Parquet(_) => {}
-    }
-
-    let mut sql = format!("SELECT {} FROM {}", table.select_list(), table.name);
-    if let Some(p) = &chunk.predicate {
-        sql.push_str(&format!(" WHERE {p}"));
-    }
-    if !table.primary_key.is_empty() {
-        let keys: Vec<String> = table
-            .key_columns()
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect();
-        sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
-    }
-    let read_err = |e| {
-        DumpError::from(endpoint.error(
-            format!("read {} chunk {}", table.name.plain(), chunk.index),
-            e,
-        ))
-    };
-    let mut fingerprint = RowFingerprint::default();
-    let mut sink: Option<ChunkSink> = None;
-    let outcome: Result<(), DumpError> = async {
-        let mut result = conn.query_iter(sql).await.map_err(read_err)?;
-        while let Some(row) = result.next().await.map_err(read_err)? {
-            let cells = cells(&row);
-            fingerprint.add_row(cells.iter().map(|c| c.as_deref()));
-            match &mut encoder {
-                RowEncoder::Sql(e) => e.row(&mut buf, &cells),
-                RowEncoder::Csv(e) => e.row(&mut buf, &cells),
-                RowEncoder::Parquet(e) => {
-                    e.row(&cells)?;
-                    e.drain_into(&mut buf);
-                }
-            }
-            if buf.len() >= FLUSH_BYTES {
-                if sink.is_none() {
-                    sink = Some(ChunkSink::new(storage, &file, file_compression)?);
-                }
-                if let Some(s) = sink.as_mut() {
-                    s.write(&mut buf).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = outcome {
-        if let Some(s) = sink {
-            s.abort().await;
-        }
-        return Err(e);
-    }
-    let range = chunk
-        .predicate
-        .clone()
-        .unwrap_or_else(|| "all rows".to_owned());
-    if fingerprint.rows() == 0 {
-        let done = ChunkDone {
-            table: chunk.table,
-            index: chunk.index,
-            file: None,
-            range,
-            rows: 0,
-            bytes: 0,
-            fingerprint: fingerprint.hex(),
-            snapshot: 0,
-        };
-        return Ok((done, None));
-    }
-    match encoder {
-        RowEncoder::Sql(mut e) => e.end_statement(&mut buf),
-        RowEncoder::Parquet(e) => e.finish_into(&mut buf)?,
-        RowEncoder::Csv(_) => {}
-    }
-    let sink = match sink {
-        Some(s) => s,
-        None => ChunkSink::new(storage, &file, file_compression)?,
-    };
-    let done = ChunkDone {
-        table: chunk.table,
-        index: chunk.index,
-        file: Some(file),
-        range,
-        rows: fingerprint.rows(),
-        bytes: 0,
-        fingerprint: fingerprint.hex(),
-        snapshot: 0,
-    };
-    // The caller commits the file (`ChunkSink::finish` with the rest of the bytes) and sets
-    // `bytes`.
-    Ok((done, Some((sink, buf))))
-}
-
 /// `metadata.json` of a dump whose chunks are all done.
 fn build_metadata(config: &DumpConfig, info: &ServerInfo, progress: &DumpProgress) -> DumpMetadata {
     let tables = progress
@@ -617,17 +490,27 @@ fn build_metadata(config: &DumpConfig, info: &ServerInfo, progress: &DumpProgres
         .iter()
         .map(|t| {
             let done: Vec<&ChunkDone> = t.chunks.iter().filter_map(|c| c.done.as_ref()).collect();
+            // A chunk split by `--file-size` is one entry per file, in key order.
             let chunks: Vec<ChunkMeta> = done
                 .iter()
-                .filter_map(|c| {
-                    Some(ChunkMeta {
-                        file: c.file.clone()?,
+                .flat_map(|c| {
+                    let first = c.file.clone().map(|file| ChunkMeta {
+                        file,
                         range: c.range.clone(),
                         rows: c.rows,
                         bytes: c.bytes,
                         fingerprint: c.fingerprint.clone(),
                         snapshot: c.snapshot,
-                    })
+                    });
+                    let parts = c.parts.iter().enumerate().map(|(i, p)| ChunkMeta {
+                        file: p.file.clone(),
+                        range: format!("{} (file {} of the range)", c.range, i + 2),
+                        rows: p.rows,
+                        bytes: p.bytes,
+                        fingerprint: p.fingerprint.clone(),
+                        snapshot: c.snapshot,
+                    });
+                    first.into_iter().chain(parts)
                 })
                 .collect();
             TableMeta {

@@ -133,7 +133,7 @@ pub fn view_schema_file(db: &str, view: &str) -> String {
 pub fn chunk_file(
     db: &str,
     table: &str,
-    chunk: u32,
+    chunk: u64,
     format: DataFormat,
     compression: Compression,
 ) -> String {

@@ -40,6 +40,9 @@ pub struct DumpArgs {
     /// Target rows per chunk file.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     chunk_rows: u64,
+    /// Split a chunk's output into files of about this size (before compression), e.g. 256MiB.
+    #[arg(long, value_name = "SIZE")]
+    file_size: Option<String>,
     /// auto, flush, lock, snapshot or none (see the README).
     #[arg(long, default_value = "auto")]
     consistency: Consistency,
@@ -96,6 +99,11 @@ impl DumpArgs {
         config.format = self.format;
         config.compression = self.compression;
         config.chunk_rows = self.chunk_rows;
+        if let Some(size) = &self.file_size {
+            let bytes =
+                sluice_importer::parse_size(size).map_err(|e| format!("--file-size: {e}"))?;
+            config.file_size = Some(bytes as u64);
+        }
         config.consistency = self.consistency;
         config.lock_wait_secs = self.lock_wait;
         config.csv = CsvDialect {

@@ -111,6 +111,7 @@ pub async fn run() -> ExitCode {
         dump_format: Some("csv".into()),
         dump_compress: Some("zstd".into()),
         dump_chunk_rows: Some(50_000),
+        dump_file_size: None,
         import_threads: Some(2),
         sort_dir: None,
         sort_memory: None,

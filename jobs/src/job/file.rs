@@ -60,6 +60,7 @@ const SECTIONS: &[(&str, Keys)] = &[
             ("format", Kind::Choice(&["sql", "csv", "parquet"])),
             ("compress", Kind::Choice(&["none", "gzip", "zstd"])),
             ("chunk_rows", Kind::Count),
+            ("file_size", Kind::Size),
         ],
     ),
     (
@@ -110,6 +111,7 @@ pub struct Job {
     pub dump_format: Option<String>,
     pub dump_compress: Option<String>,
     pub dump_chunk_rows: Option<u64>,
+    pub dump_file_size: Option<u64>,
     pub import_threads: Option<usize>,
     pub sort_dir: Option<String>,
     pub sort_memory: Option<u64>,
@@ -626,6 +628,7 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
     let checksum_threads = count(r, "checksum", "threads").map(|n| n as usize);
     let checksum_chunk_rows = count(r, "checksum", "chunk_rows");
     let sort_memory = size(r, "import", "sort_memory");
+    let dump_file_size = size(r, "dump", "file_size");
     let status_every = duration(r, "stream", "status_every");
     let relay_retention = duration(r, "stream", "relay_retention");
     let relay_max_bytes = size(r, "stream", "relay_max_size");
@@ -664,6 +667,7 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
         dump_format,
         dump_compress,
         dump_chunk_rows,
+        dump_file_size,
         import_threads,
         sort_dir: text("import", "sort_dir"),
         sort_memory,
@@ -768,6 +772,7 @@ include = ["shop.*"]          # db.*, db.table, globs with * and ?
 # format = "sql"              # sql, csv or parquet
 # compress = "none"           # none, gzip or zstd
 # chunk_rows = 100000
+# file_size = "256MiB"        # split a chunk's output into files of about this size
 
 [import]
 # threads = 4

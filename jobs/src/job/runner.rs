@@ -286,6 +286,7 @@ async fn dump(
     if let Some(t) = job.dump_threads {
         config.threads = t;
     }
+    config.file_size = job.dump_file_size;
     if let Some(n) = job.dump_chunk_rows {
         config.chunk_rows = n;
     }

@@ -1,0 +1,362 @@
+//! One chunk: its rows read in key order inside the worker's snapshot and encoded into its
+//! file, or into several files when `--file-size` bounds them.
+//!
+//! Splitting. A file is closed at a row boundary once the encoded bytes written to it (before
+//! compression) reach the size; each file is complete on its own (SQL files repeat the session
+//! header, CSV files the header line, Parquet files their footer). The files of a chunk are
+//! numbered `chunk × 10,000 + part` ([`file_number`]), so names stay Dumpling's
+//! `{db}.{table}.{n}.{ext}` and sort in key order. None of them is committed before the whole
+//! chunk is read: a dump killed mid-chunk leaves no committed part of it.
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sluice_core::layout::{self, Compression, DataFormat, RowFingerprint};
+use sluice_core::{Chunk, Storage, TableInfo, cells, quote_ident};
+
+use crate::DumpError;
+use crate::config::DumpConfig;
+use crate::encode::{CsvEncoder, SqlEncoder};
+use crate::parquet::{ParquetEncoder, ROW_GROUP_BYTES};
+use crate::resume::{ChunkDone, PartDone};
+use crate::sink::{ChunkSink, FLUSH_BYTES};
+
+/// Files one chunk may be split into; past this the last file takes the rest.
+pub const MAX_PARTS: u32 = 10_000;
+
+/// The number in a data file's name: the chunk index, or with `--file-size`
+/// `chunk × 10,000 + part`.
+pub fn file_number(chunk: u32, part: u32, split: bool) -> u64 {
+    if split {
+        u64::from(chunk) * u64::from(MAX_PARTS) + u64::from(part)
+    } else {
+        u64::from(chunk)
+    }
+}
+
+enum RowEncoder {
+    Sql(SqlEncoder),
+    Csv(CsvEncoder),
+    Parquet(Box<ParquetEncoder>),
+}
+
+/// A chunk's file being written: where its bytes go and what it holds so far.
+struct OpenFile {
+    name: String,
+    sink: Option<ChunkSink>,
+    /// Encoded bytes handed to the sink (before compression).
+    written: u64,
+    fingerprint: RowFingerprint,
+}
+
+/// A chunk's file fully encoded, waiting to be committed with the rest of its bytes.
+pub struct PendingFile {
+    pub sink: ChunkSink,
+    pub rest: Vec<u8>,
+}
+
+struct ChunkWriter<'a> {
+    storage: &'a Storage,
+    config: &'a DumpConfig,
+    table: &'a TableInfo,
+    chunk: &'a Chunk,
+    compression: Compression,
+    encoder: RowEncoder,
+    buf: Vec<u8>,
+    file: OpenFile,
+    part: u32,
+    /// Parts already closed, in order: their stats and their unfinished sinks.
+    closed: Vec<(PartDone, PendingFile)>,
+}
+
+impl<'a> ChunkWriter<'a> {
+    fn new(
+        storage: &'a Storage,
+        config: &'a DumpConfig,
+        table: &'a TableInfo,
+        chunk: &'a Chunk,
+    ) -> Result<ChunkWriter<'a>, DumpError> {
+        // Parquet compresses its pages itself; the file carries no compression suffix.
+        let compression = if config.format == DataFormat::Parquet {
+            Compression::None
+        } else {
+            config.compression
+        };
+        let mut w = ChunkWriter {
+            storage,
+            config,
+            table,
+            chunk,
+            compression,
+            encoder: new_encoder(config, table)?,
+            buf: Vec::with_capacity(FLUSH_BYTES + (64 << 10)),
+            file: OpenFile {
+                name: String::new(),
+                sink: None,
+                written: 0,
+                fingerprint: RowFingerprint::default(),
+            },
+            part: 0,
+            closed: Vec::new(),
+        };
+        w.file.name = w.file_name(0);
+        w.header();
+        Ok(w)
+    }
+
+    fn file_name(&self, part: u32) -> String {
+        let t = &self.table.name;
+        let n = file_number(self.chunk.index, part, self.config.file_size.is_some());
+        layout::chunk_file(
+            &t.database,
+            &t.table,
+            n,
+            self.config.format,
+            self.compression,
+        )
+    }
+
+    /// What every file starts with, so that each loads on its own.
+    fn header(&mut self) {
+        match &self.encoder {
+            RowEncoder::Sql(e) => e.file_header(&mut self.buf),
+            RowEncoder::Csv(e) => e.file_header(&mut self.buf, &self.table.column_names()),
+            RowEncoder::Parquet(_) => {}
+        }
+    }
+
+    async fn row(&mut self, row: &mysql_async::Row) -> Result<(), DumpError> {
+        let cells = cells(row);
+        self.file
+            .fingerprint
+            .add_row(cells.iter().map(|c| c.as_deref()));
+        match &mut self.encoder {
+            RowEncoder::Sql(e) => e.row(&mut self.buf, &cells),
+            RowEncoder::Csv(e) => e.row(&mut self.buf, &cells),
+            RowEncoder::Parquet(e) => {
+                e.row(&cells)?;
+                e.drain_into(&mut self.buf);
+            }
+        }
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush().await?;
+        }
+        if let Some(max) = self.config.file_size
+            && self.file.written + self.buf.len() as u64 >= max
+            && self.part + 1 < MAX_PARTS
+        {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), DumpError> {
+        let sink = match &mut self.file.sink {
+            Some(s) => s,
+            None => self.file.sink.insert(ChunkSink::new(
+                self.storage,
+                &self.file.name,
+                self.compression,
+            )?),
+        };
+        self.file.written += self.buf.len() as u64;
+        sink.write(&mut self.buf).await?;
+        Ok(())
+    }
+
+    /// Ends the encoder's output for the current file into the buffer.
+    fn end_encoding(&mut self) -> Result<(), DumpError> {
+        match &mut self.encoder {
+            RowEncoder::Sql(e) => e.end_statement(&mut self.buf),
+            RowEncoder::Parquet(e) => {
+                let e = std::mem::replace(
+                    e,
+                    Box::new(ParquetEncoder::new(
+                        self.table,
+                        self.config.compression,
+                        row_group_bytes(self.config),
+                    )?),
+                );
+                e.finish_into(&mut self.buf)?;
+            }
+            RowEncoder::Csv(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Closes the current file (kept uncommitted) and opens the next part.
+    fn close_part(&mut self) -> Result<(), DumpError> {
+        self.end_encoding()?;
+        self.part += 1;
+        let next = OpenFile {
+            name: self.file_name(self.part),
+            sink: None,
+            written: 0,
+            fingerprint: RowFingerprint::default(),
+        };
+        let file = std::mem::replace(&mut self.file, next);
+        let rest = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_BYTES + (64 << 10)));
+        let sink = match file.sink {
+            Some(s) => s,
+            None => ChunkSink::new(self.storage, &file.name, self.compression)?,
+        };
+        let done = PartDone {
+            file: file.name,
+            rows: file.fingerprint.rows(),
+            bytes: 0,
+            fingerprint: file.fingerprint.hex(),
+        };
+        self.closed.push((done, PendingFile { sink, rest }));
+        self.header();
+        Ok(())
+    }
+
+    async fn abort(mut self) {
+        if let Some(s) = self.file.sink.take() {
+            s.abort().await;
+        }
+        for (_, pending) in self.closed {
+            pending.sink.abort().await;
+        }
+    }
+
+    /// The chunk's outcome and its files to commit, in order (none for an empty chunk).
+    async fn finish(mut self) -> Result<(ChunkDone, Vec<PendingFile>), DumpError> {
+        let range = self
+            .chunk
+            .predicate
+            .clone()
+            .unwrap_or_else(|| "all rows".to_owned());
+        let mut done = ChunkDone {
+            table: self.chunk.table,
+            index: self.chunk.index,
+            file: None,
+            range,
+            rows: 0,
+            bytes: 0,
+            fingerprint: RowFingerprint::default().hex(),
+            snapshot: 0,
+            parts: Vec::new(),
+        };
+        let last_is_empty = self.file.fingerprint.rows() == 0;
+        if last_is_empty && self.closed.is_empty() {
+            if let Some(s) = self.file.sink.take() {
+                s.abort().await;
+            }
+            return Ok((done, Vec::new()));
+        }
+        let mut files = Vec::new();
+        let mut parts = Vec::new();
+        for (part, pending) in std::mem::take(&mut self.closed) {
+            parts.push(part);
+            files.push(pending);
+        }
+        if !last_is_empty {
+            self.end_encoding()?;
+            let sink = match self.file.sink.take() {
+                Some(s) => s,
+                None => ChunkSink::new(self.storage, &self.file.name, self.compression)?,
+            };
+            parts.push(PartDone {
+                file: std::mem::take(&mut self.file.name),
+                rows: self.file.fingerprint.rows(),
+                bytes: 0,
+                fingerprint: self.file.fingerprint.hex(),
+            });
+            files.push(PendingFile {
+                sink,
+                rest: std::mem::take(&mut self.buf),
+            });
+        } else if let Some(s) = self.file.sink.take() {
+            // Never opened without rows; nothing of it may become visible.
+            s.abort().await;
+        }
+        let first = parts.remove(0);
+        done.file = Some(first.file);
+        done.rows = first.rows;
+        done.fingerprint = first.fingerprint;
+        done.parts = parts;
+        Ok((done, files))
+    }
+}
+
+/// Row groups of half the file size, so that a split Parquet file ends near it.
+fn row_group_bytes(config: &DumpConfig) -> usize {
+    config.file_size.map_or(ROW_GROUP_BYTES, |size| {
+        usize::try_from(size / 2).unwrap_or(ROW_GROUP_BYTES)
+    })
+}
+
+fn new_encoder(config: &DumpConfig, table: &TableInfo) -> Result<RowEncoder, DumpError> {
+    let kinds = table.columns.iter().map(|c| c.kind).collect::<Vec<_>>();
+    Ok(match config.format {
+        DataFormat::Csv => RowEncoder::Csv(CsvEncoder::new(config.csv.clone(), kinds)),
+        DataFormat::Parquet => RowEncoder::Parquet(Box::new(ParquetEncoder::new(
+            table,
+            config.compression,
+            row_group_bytes(config),
+        )?)),
+        DataFormat::Sql => RowEncoder::Sql(SqlEncoder::new(
+            &table.name.table,
+            &table.column_names(),
+            kinds,
+            config.statement_bytes,
+        )),
+    })
+}
+
+/// Reads `chunk` and encodes it. Returns its outcome (`bytes` still 0) and its files, which
+/// the caller commits in order (`ChunkSink::finish` with the rest of the bytes).
+pub async fn dump_chunk(
+    conn: &mut Conn,
+    storage: &Storage,
+    config: &DumpConfig,
+    table: &TableInfo,
+    chunk: &Chunk,
+) -> Result<(ChunkDone, Vec<PendingFile>), DumpError> {
+    let endpoint = &config.source;
+    let mut sql = format!("SELECT {} FROM {}", table.select_list(), table.name);
+    if let Some(p) = &chunk.predicate {
+        sql.push_str(&format!(" WHERE {p}"));
+    }
+    if !table.primary_key.is_empty() {
+        let keys: Vec<String> = table
+            .key_columns()
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
+    }
+    let read_err = |e| {
+        DumpError::from(endpoint.error(
+            format!("read {} chunk {}", table.name.plain(), chunk.index),
+            e,
+        ))
+    };
+    let mut writer = ChunkWriter::new(storage, config, table, chunk)?;
+    let outcome: Result<(), DumpError> = async {
+        let mut result = conn.query_iter(sql).await.map_err(read_err)?;
+        while let Some(row) = result.next().await.map_err(read_err)? {
+            writer.row(&row).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        writer.abort().await;
+        return Err(e);
+    }
+    writer.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_number_files_in_key_order() {
+        assert_eq!(file_number(7, 0, false), 7);
+        assert_eq!(file_number(7, 0, true), 70_000);
+        assert_eq!(file_number(7, 3, true), 70_003);
+        assert!(file_number(7, MAX_PARTS - 1, true) < file_number(8, 0, true));
+    }
+}
