@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use mysql_async::binlog::BinlogChecksumAlg;
 use mysql_async::binlog::BinlogVersion;
-use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use mysql_async::binlog::events::{Event, EventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, OptsBuilder};
 use mysql_common::binlog::EventStreamReader;
@@ -797,15 +797,7 @@ impl Reader {
         if !def.has_primary_key() && self.warned.insert(name.clone()) {
             tracing::warn!(table = %name.plain(), "no primary key: rows are matched on all columns");
         }
-        let kind = match &data {
-            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
-                ChangeKind::Insert
-            }
-            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-                ChangeKind::Delete
-            }
-            _ => ChangeKind::Update,
-        };
+        let kind = ChangeKind::of(&data);
         let b = building.get_or_insert_with(|| Building {
             gtid: None,
             mysql_gtid: None,

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use mysql_async::binlog::events::RowsEventData;
+
 use sluice_core::{BinlogPosition, GtidSet, MariaGtid, TableName};
 use tokio::sync::oneshot;
 
@@ -18,6 +20,21 @@ pub enum ChangeKind {
     Insert,
     Update,
     Delete,
+}
+
+impl ChangeKind {
+    /// What the rows of a row event do (UPDATE and PARTIAL_UPDATE both update).
+    pub fn of(event: &RowsEventData<'_>) -> ChangeKind {
+        match event {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                ChangeKind::Insert
+            }
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                ChangeKind::Delete
+            }
+            _ => ChangeKind::Update,
+        }
+    }
 }
 
 /// One row changed by one row event.

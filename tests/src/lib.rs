@@ -18,3 +18,13 @@ pub mod types_table;
 pub use harness::mariadb::{MariaDb, Role, source, target};
 pub use harness::moto::{S3Endpoint, s3};
 pub use harness::unique_name;
+
+/// Runs the CLI binary `bin` (a test's `env!("CARGO_BIN_EXE_sluice-under-test")`) with `args`,
+/// logging at warn, and returns what it printed and how it ended.
+pub fn run_cli(bin: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin)
+        .args(args)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .expect("run the sluice binary")
+}

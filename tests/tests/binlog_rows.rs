@@ -14,7 +14,7 @@ use std::sync::Arc;
 use mysql_async::prelude::*;
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
-use mysql_common::binlog::events::{Event, EventData, RowsEventData, TransactionPayloadEvent};
+use mysql_common::binlog::events::{Event, EventData, TransactionPayloadEvent};
 use sluice_core::{Endpoint, TableName};
 use sluice_streamer::cell::literal;
 use sluice_streamer::schema_view::SchemaView;
@@ -98,15 +98,7 @@ async fn replay(file: &str, table: &str, ddl: &str, limit: usize) -> Option<Stri
             continue;
         }
         applied += 1;
-        let kind = match &data {
-            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
-                ChangeKind::Insert
-            }
-            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-                ChangeKind::Delete
-            }
-            _ => ChangeKind::Update,
-        };
+        let kind = ChangeKind::of(&data);
         let mut changes = Vec::new();
         for row in data.rows(tme) {
             let (before, after) = row.unwrap();

@@ -15,11 +15,7 @@ use sluice_tests::types_table::seed_types_table;
 use sluice_tests::{source, target, unique_name};
 
 fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
+    sluice_tests::run_cli(env!("CARGO_BIN_EXE_sluice-under-test"), args)
 }
 
 fn dump(db: &str, out: &Path, extra: &[&str]) {

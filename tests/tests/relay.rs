@@ -17,11 +17,7 @@ use sluice_tests::{MariaDb, Role, target, unique_name};
 const BIN: &str = env!("CARGO_BIN_EXE_sluice-under-test");
 
 fn sluice(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
+    sluice_tests::run_cli(BIN, args)
 }
 
 fn stderr(o: &Output) -> String {

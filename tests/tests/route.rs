@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use mysql_async::prelude::*;
 use sluice_tests::stream::binlog_end;
@@ -12,11 +12,7 @@ use sluice_tests::tools::all_rows;
 use sluice_tests::{source, target, unique_name};
 
 fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
+    sluice_tests::run_cli(env!("CARGO_BIN_EXE_sluice-under-test"), args)
 }
 
 fn stderr(o: &Output) -> String {

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
@@ -16,11 +16,7 @@ use sluice_tests::types_table::seed_types_table;
 use sluice_tests::{MariaDb, Role, source, target, unique_name};
 
 fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
+    sluice_tests::run_cli(env!("CARGO_BIN_EXE_sluice-under-test"), args)
 }
 
 fn stderr(o: &Output) -> String {

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
@@ -16,11 +16,7 @@ use sluice_tests::{source, target, unique_name};
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice-under-test");
 
 fn sluice(args: &[&str]) -> Output {
-    Command::new(SLUICE)
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
+    sluice_tests::run_cli(SLUICE, args)
 }
 
 fn free_port() -> u16 {
