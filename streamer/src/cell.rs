@@ -22,13 +22,35 @@ use mysql_async::binlog::value::BinlogValue;
 use sluice_core::layout::civil_from_days;
 use sluice_core::{ColumnKind, bit_value, sql_literal};
 
-use crate::json::json_text;
+use crate::json::{apply_diffs, json_text};
 use crate::schema_view::ColumnDef;
 
 /// A row as SQL literals in table order (`NULL` for NULL).
 pub type Row = Vec<Vec<u8>>;
 
 pub const NULL: &[u8] = b"NULL";
+
+/// The literal of an after image's cell: a partial JSON update (MySQL PARTIAL_UPDATE_ROWS)
+/// is applied to `before`, the same column's cell in the before image.
+pub fn after_literal(
+    value: Option<&BinlogValue<'_>>,
+    before: Option<&BinlogValue<'_>>,
+    column: &ColumnDef,
+) -> Result<Vec<u8>, String> {
+    let Some(BinlogValue::JsonDiff(diffs)) = value else {
+        return literal(value, column);
+    };
+    let Some(BinlogValue::Jsonb(old)) = before else {
+        return Err(
+            "a partial JSON update without a JSON before image (binlog_row_image is not FULL)"
+                .into(),
+        );
+    };
+    let json = apply_diffs(old.clone(), diffs)?;
+    let mut out = Vec::new();
+    sql_literal(&mut out, ColumnKind::Text, Some(json.as_bytes()));
+    Ok(out)
+}
 
 /// The SQL literal of one cell of `column`; an error names what could not be converted.
 pub fn literal(value: Option<&BinlogValue<'_>>, column: &ColumnDef) -> Result<Vec<u8>, String> {
@@ -44,11 +66,7 @@ pub fn literal(value: Option<&BinlogValue<'_>>, column: &ColumnDef) -> Result<Ve
             return Ok(out);
         }
         Some(BinlogValue::JsonDiff(_)) => {
-            return Err(
-                "a partial JSON update (binlog_row_value_options=PARTIAL_JSON); \
-                        set it to '' on the source"
-                    .into(),
-            );
+            return Err("a partial JSON update without the column's before image".into());
         }
     };
     let mut out = Vec::new();

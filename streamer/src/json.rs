@@ -8,14 +8,172 @@
 //! quoted strings (`"2012-03-18 11:30:45.000000"`), any other opaque value as
 //! `"base64:type<N>:<data>"`, strings escaped as JSON.
 
+//!
+//! Partial updates (MySQL `binlog_row_value_options=PARTIAL_JSON`, PARTIAL_UPDATE_ROWS events):
+//! the after image of a JSON column that `JSON_SET`, `JSON_REPLACE` or `JSON_REMOVE` changed in
+//! place holds only the changes, each an operation at a path (`$.a."b c"[2]`). They are applied,
+//! in order, to the column's before image, which `binlog_row_image=FULL` always sends whole:
+//! REPLACE sets the value at the path, INSERT adds an object member or puts an array element
+//! at that index (the later ones move up), REMOVE takes it out.
+
 use mysql_common::binlog::jsonb::{self, JsonContainer, JsonDom, JsonNumber, JsonScalar};
+use mysql_common::binlog::jsondiff::{JsonDiff, JsonDiffOperation};
 
 /// The JSON text of a binary JSON value; an error says why it does not decode.
 pub fn json_text(value: jsonb::Value<'_>) -> Result<String, String> {
     let dom = value.parse().map_err(|e| format!("binary JSON: {e}"))?;
+    Ok(text_of(&dom))
+}
+
+fn text_of(dom: &JsonDom) -> String {
     let mut out = String::new();
-    write(&mut out, &dom);
-    Ok(out)
+    write(&mut out, dom);
+    out
+}
+
+/// The JSON text after `diffs` are applied to `before` (the column's before image).
+pub fn apply_diffs(before: jsonb::Value<'_>, diffs: &[JsonDiff<'_>]) -> Result<String, String> {
+    let mut dom = before.parse().map_err(|e| format!("binary JSON: {e}"))?;
+    for diff in diffs {
+        let path = diff.path_str();
+        let legs = parse_path(&path).ok_or_else(|| format!("JSON path `{path}`"))?;
+        let value = match diff.value() {
+            Some(v) => Some(
+                v.clone()
+                    .parse()
+                    .map_err(|e| format!("binary JSON at `{path}`: {e}"))?,
+            ),
+            None => None,
+        };
+        apply(&mut dom, &legs, diff.operation(), value)
+            .map_err(|e| format!("partial JSON update at `{path}`: {e}"))?;
+    }
+    Ok(text_of(&dom))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Leg {
+    Member(String),
+    Index(usize),
+}
+
+/// `$`, then `.name`, `."quoted name"` or `[n]` legs, as MySQL writes paths in its diffs.
+fn parse_path(path: &str) -> Option<Vec<Leg>> {
+    let rest = path.trim().strip_prefix('$')?;
+    let b = rest.as_bytes();
+    let mut legs = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'.' if b.get(i + 1) == Some(&b'"') => {
+                // A JSON string: find its closing quote, skipping escaped characters.
+                let start = i + 1;
+                let mut j = start + 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                let key: String = serde_json::from_str(rest.get(start..=j)?).ok()?;
+                legs.push(Leg::Member(key));
+                i = j + 1;
+            }
+            b'.' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && b[j] != b'.' && b[j] != b'[' {
+                    j += 1;
+                }
+                legs.push(Leg::Member(rest.get(start..j)?.to_owned()));
+                i = j;
+            }
+            b'[' => {
+                let close = i + rest[i..].find(']')?;
+                legs.push(Leg::Index(rest[i + 1..close].trim().parse().ok()?));
+                i = close + 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(legs)
+}
+
+fn apply(
+    dom: &mut JsonDom,
+    legs: &[Leg],
+    op: JsonDiffOperation,
+    value: Option<JsonDom>,
+) -> Result<(), String> {
+    let Some((last, parents)) = legs.split_last() else {
+        // The whole document.
+        return match (op, value) {
+            (JsonDiffOperation::REPLACE, Some(v)) => {
+                *dom = v;
+                Ok(())
+            }
+            _ => Err("only a REPLACE may name the whole document".into()),
+        };
+    };
+    let mut at = dom;
+    for leg in parents {
+        at = match (at, leg) {
+            (JsonDom::Container(JsonContainer::Object(m)), Leg::Member(k)) => {
+                m.get_mut(k).ok_or_else(|| format!("no member `{k}`"))?
+            }
+            (JsonDom::Container(JsonContainer::Array(a)), Leg::Index(n)) => {
+                a.get_mut(*n).ok_or_else(|| format!("no element {n}"))?
+            }
+            _ => return Err("the path does not match the document".into()),
+        };
+    }
+    match (at, last, op, value) {
+        (
+            JsonDom::Container(JsonContainer::Object(m)),
+            Leg::Member(k),
+            JsonDiffOperation::REMOVE,
+            _,
+        ) => m
+            .remove(k)
+            .map(|_| ())
+            .ok_or_else(|| format!("no member `{k}` to remove")),
+        (JsonDom::Container(JsonContainer::Object(m)), Leg::Member(k), _, Some(v)) => {
+            m.insert(k.clone(), v);
+            Ok(())
+        }
+        (
+            JsonDom::Container(JsonContainer::Array(a)),
+            Leg::Index(n),
+            JsonDiffOperation::REMOVE,
+            _,
+        ) => {
+            if *n < a.len() {
+                a.remove(*n);
+                Ok(())
+            } else {
+                Err(format!("no element {n} to remove"))
+            }
+        }
+        (
+            JsonDom::Container(JsonContainer::Array(a)),
+            Leg::Index(n),
+            JsonDiffOperation::INSERT,
+            Some(v),
+        ) => {
+            a.insert((*n).min(a.len()), v);
+            Ok(())
+        }
+        (
+            JsonDom::Container(JsonContainer::Array(a)),
+            Leg::Index(n),
+            JsonDiffOperation::REPLACE,
+            Some(v),
+        ) => {
+            let slot = a
+                .get_mut(*n)
+                .ok_or_else(|| format!("no element {n} to replace"))?;
+            *slot = v;
+            Ok(())
+        }
+        _ => Err("the path does not match the document".into()),
+    }
 }
 
 fn write(out: &mut String, dom: &JsonDom) {
@@ -91,6 +249,83 @@ mod tests {
             text(Value::String(JsonbString::new(&b"a\"b\n"[..]))),
             r#""a\"b\n""#
         );
+    }
+
+    fn diff(op: u8, path: &str, value: Option<&[u8]>) -> JsonDiff<'static> {
+        use mysql_common::io::ParseBuf;
+        use mysql_common::proto::MyDeserialize;
+        // operation u8 | path (length-encoded) | [value: length-encoded binary JSON]
+        let mut bytes = vec![op, path.len() as u8];
+        bytes.extend_from_slice(path.as_bytes());
+        if let Some(v) = value {
+            bytes.push(v.len() as u8);
+            bytes.extend_from_slice(v);
+        }
+        JsonDiff::deserialize((), &mut ParseBuf(&bytes))
+            .map(JsonDiff::into_owned)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `{"a": [1, 2], "b c": "x"}` as MySQL's binary JSON writes it.
+    fn document() -> Value<'static> {
+        use mysql_common::io::ParseBuf;
+        use mysql_common::proto::MyDeserialize;
+        let bytes: Vec<u8> = vec![
+            0x00, // small object
+            2, 0, 34, 0, // 2 members, 34 bytes (offsets count from here)
+            18, 0, 1, 0, // key "a" at 18
+            19, 0, 3, 0, // key "b c" at 19
+            0x02, 22, 0, // "a": small array at 22
+            0x0c, 32, 0, // "b c": string at 32
+            b'a', b'b', b' ', b'c', //
+            2, 0, 10, 0, // array: 2 elements, 10 bytes
+            0x05, 1, 0, // int16 1 (inlined)
+            0x05, 2, 0, // int16 2 (inlined)
+            1, b'x', // string "x"
+        ];
+        Value::deserialize((), &mut ParseBuf(&bytes))
+            .map(Value::into_owned)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn partial_updates_apply_to_the_before_image() {
+        assert_eq!(
+            json_text(document()).unwrap_or_default(),
+            r#"{"a": [1, 2], "b c": "x"}"#
+        );
+        let int7 = [0x05u8, 7, 0];
+        let string_y = [0x0cu8, 1, b'y'];
+        let cases: [(Vec<JsonDiff<'static>>, &str); 5] = [
+            (
+                vec![diff(0, "$.a[1]", Some(&int7))],
+                r#"{"a": [1, 7], "b c": "x"}"#,
+            ),
+            (
+                vec![diff(1, "$.a[0]", Some(&int7))],
+                r#"{"a": [7, 1, 2], "b c": "x"}"#,
+            ),
+            (vec![diff(2, "$.\"b c\"", None)], r#"{"a": [1, 2]}"#),
+            (
+                vec![diff(1, "$.d", Some(&string_y)), diff(2, "$.a[0]", None)],
+                r#"{"a": [2], "b c": "x", "d": "y"}"#,
+            ),
+            (vec![diff(0, "$", Some(&string_y))], r#""y""#),
+        ];
+        for (diffs, want) in cases {
+            assert_eq!(apply_diffs(document(), &diffs).as_deref(), Ok(want));
+        }
+        let missing = apply_diffs(document(), &[diff(0, "$.z.q", Some(&int7))]);
+        assert!(missing.is_err_and(|e| e.contains("no member `z`")));
+        assert_eq!(
+            parse_path("$.a[12].\"x.y\""),
+            Some(vec![
+                Leg::Member("a".into()),
+                Leg::Index(12),
+                Leg::Member("x.y".into()),
+            ])
+        );
+        assert_eq!(parse_path("a.b"), None);
     }
 
     #[test]

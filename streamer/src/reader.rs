@@ -34,13 +34,14 @@ use sluice_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::cell::{Row, literal};
+use crate::cell::{Row, after_literal};
 use crate::event::event_type as et;
 use crate::relay::{FLAG_COPIED_FDE, Follower, RelayDir};
 use crate::schema_view::SchemaView;
 use crate::transaction::{ChangeKind, Ddl, Item, Mark, RowChange, Transaction, XaAction, XaStep};
 use crate::xa::{self, XaStatement, Xid};
 use crate::{StreamError, compressed, mariadb};
+use mysql_async::binlog::row::BinlogRow;
 use sluice_core::ddl::{Statement, classify, route_statement};
 
 /// Seconds between the source's heartbeats on an idle stream.
@@ -807,12 +808,17 @@ impl Reader {
         });
         for row in data.rows(tme) {
             let (before, after) = row.map_err(|e| corrupt(format!("row image: {e}")))?;
-            let decode = |r: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Row>, StreamError> {
+            // An after image's partial JSON update applies to the before image's cell.
+            let decode = |r: Option<&BinlogRow>,
+                          before: Option<&BinlogRow>|
+             -> Result<Option<Row>, StreamError> {
                 let Some(r) = r else { return Ok(None) };
                 let mut cells = Vec::with_capacity(def.columns.len());
                 for (i, column) in def.columns.iter().enumerate() {
-                    let cell = literal(r.as_ref(i), column)
-                        .map_err(|reason| schema_error(format!("column `{}`: {reason}", column.name)))?;
+                    let old = before.and_then(|b| b.as_ref(i));
+                    let cell = after_literal(r.as_ref(i), old, column).map_err(|reason| {
+                        schema_error(format!("column `{}`: {reason}", column.name))
+                    })?;
                     cells.push(cell);
                 }
                 Ok(Some(cells))
@@ -820,8 +826,8 @@ impl Reader {
             b.changes.push(RowChange {
                 table: def.clone(),
                 kind,
-                before: decode(before)?,
-                after: decode(after)?,
+                before: decode(before.as_ref(), None)?,
+                after: decode(after.as_ref(), before.as_ref())?,
             });
         }
         Ok(())
