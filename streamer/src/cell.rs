@@ -18,6 +18,7 @@
 //! sets and binary columns as hex, which the target stores as the bytes they are.
 
 use mysql_async::Value;
+use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use sluice_core::layout::civil_from_days;
 use sluice_core::{ColumnKind, bit_value, sql_literal};
@@ -29,6 +30,31 @@ use crate::schema_view::ColumnDef;
 pub type Row = Vec<Vec<u8>>;
 
 pub const NULL: &[u8] = b"NULL";
+
+/// A row image as SQL literals in table order (`before`: the before image, for an after
+/// image's partial JSON updates); an error names the column that could not be converted.
+pub fn row_literals(
+    image: &BinlogRow,
+    before: Option<&BinlogRow>,
+    columns: &[ColumnDef],
+) -> Result<Row, String> {
+    // A MINIMAL or NOBLOB image holds only some columns, packed: never guess which.
+    if image.len() != columns.len() {
+        return Err(format!(
+            "the row image holds {} of the table's {} columns (binlog_row_image is not FULL)",
+            image.len(),
+            columns.len()
+        ));
+    }
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            after_literal(image.as_ref(i), before.and_then(|b| b.as_ref(i)), c)
+                .map_err(|e| format!("column `{}`: {e}", c.name))
+        })
+        .collect()
+}
 
 /// The literal of an after image's cell: a partial JSON update (MySQL PARTIAL_UPDATE_ROWS)
 /// is applied to `before`, the same column's cell in the before image.

@@ -15,8 +15,9 @@ use mysql_async::prelude::*;
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{Event, EventData, TransactionPayloadEvent};
+use mysql_common::binlog::row::BinlogRow;
 use sluice_core::{Endpoint, TableName};
-use sluice_streamer::cell::literal;
+use sluice_streamer::cell::{literal, row_literals};
 use sluice_streamer::schema_view::SchemaView;
 use sluice_streamer::sql::append_changes;
 use sluice_streamer::transaction::{ChangeKind, RowChange};
@@ -38,7 +39,7 @@ fn fixture(rel: &str) -> Option<PathBuf> {
 
 /// Every event of a binlog file, with the events of a compressed transaction (MySQL 8
 /// TRANSACTION_PAYLOAD) expanded after it, as the binlog stream expands them.
-fn events(path: &std::path::Path) -> (EventStreamReader, Vec<Event>) {
+fn events(path: &std::path::Path) -> Vec<Event> {
     let mut input = BufReader::new(std::fs::File::open(path).unwrap());
     let mut magic = [0u8; 4];
     input.read_exact(&mut magic).unwrap();
@@ -60,13 +61,22 @@ fn events(path: &std::path::Path) -> (EventStreamReader, Vec<Event>) {
             }
         }
     }
-    (reader, out)
+    out
 }
 
 /// Creates `ddl`'s table in a new database of the target, then applies the first `limit` row
 /// events of `file` on `table` to it the way the streamer does. Returns the database.
 async fn replay(file: &str, table: &str, ddl: &str, limit: usize) -> Option<String> {
-    let path = fixture(file)?;
+    replay_files(&[file], table, ddl, limit).await
+}
+
+/// [`replay`] over consecutive binlog files.
+async fn replay_files(files: &[&str], table: &str, ddl: &str, limit: usize) -> Option<String> {
+    let paths = files
+        .iter()
+        .map(|f| fixture(f))
+        .collect::<Option<Vec<_>>>()?;
+    let file = files.join(" + ");
     let db = unique_name("binlog_rows");
     let mut conn = target().conn().await;
     conn.query_drop(format!("CREATE DATABASE `{db}`; USE `{db}`; {ddl}"))
@@ -81,7 +91,7 @@ async fn replay(file: &str, table: &str, ddl: &str, limit: usize) -> Option<Stri
         .unwrap();
     let mut apply = endpoint.connect().await.unwrap();
     // The file's events carry table maps of their own; a reader keeps them by table id.
-    let (_, all) = events(&path);
+    let all: Vec<Event> = paths.iter().flat_map(|p| events(p)).collect();
     let mut maps = std::collections::HashMap::new();
     let mut applied = 0;
     for ev in &all {
@@ -102,20 +112,14 @@ async fn replay(file: &str, table: &str, ddl: &str, limit: usize) -> Option<Stri
         let mut changes = Vec::new();
         for row in data.rows(tme) {
             let (before, after) = row.unwrap();
-            let cells = |r: Option<mysql_common::binlog::row::BinlogRow>| {
-                r.map(|r| {
-                    def.columns
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| literal(r.as_ref(i), c).unwrap())
-                        .collect::<Vec<_>>()
-                })
+            let cells = |r: Option<&BinlogRow>, old: Option<&BinlogRow>| {
+                r.map(|r| row_literals(r, old, &def.columns).unwrap())
             };
             changes.push(RowChange {
                 table: Arc::clone(&def),
                 kind,
-                before: cells(before),
-                after: cells(after),
+                before: cells(before.as_ref(), None),
+                after: cells(after.as_ref(), before.as_ref()),
             });
         }
         let mut sql = Vec::new();
@@ -312,4 +316,78 @@ async fn mysql_5_7_utf8mb4_table() {
         .await
         .unwrap();
     assert_eq!(got, [(2, Vec::new())]);
+}
+
+#[tokio::test]
+async fn mysql_8_0_45_keys_changed_across_two_binlog_files() {
+    // t1(id SERIAL): six inserts; in the next file ids 1..3 become 101..103 and the rest go.
+    let Some(db) = replay_files(
+        &[
+            "percona-binlog-server/data_80045_gtid/binlog.000001",
+            "percona-binlog-server/data_80045_gtid/binlog.000002",
+        ],
+        "t1",
+        "CREATE TABLE t1(id SERIAL, PRIMARY KEY(id))",
+        usize::MAX,
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        rows(&format!("SELECT id FROM `{db}`.t1 ORDER BY id")).await,
+        [["101"], ["102"], ["103"]]
+    );
+}
+
+#[tokio::test]
+async fn a_minimal_row_image_is_named_and_an_unsigned_int_over_2_31_is_exact() {
+    // noria.t1 written with binlog_row_image=MINIMAL: the after image holds @0, @2 and @4, and
+    // @4 is 3230202323 (an INT UNSIGNED above 2^31).
+    let Some(path) = fixture("rust_mysql_common/minimal_row_metadata.000001") else {
+        return;
+    };
+    let db = unique_name("binlog_minimal");
+    target()
+        .conn()
+        .await
+        .query_drop(format!(
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t1 \
+             (a INT, b BLOB, c CHAR(10), d INT, e INT UNSIGNED)"
+        ))
+        .await
+        .unwrap();
+    let endpoint: Endpoint = target().url().parse().unwrap();
+    let def = SchemaView::new(endpoint)
+        .table(&TableName::new(&db, "t1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = events(&path);
+    let mut maps = std::collections::HashMap::new();
+    let mut checked = 0;
+    for ev in &all {
+        match ev.read_data() {
+            Ok(Some(EventData::TableMapEvent(tme))) => {
+                maps.insert(tme.table_id(), tme.into_owned());
+            }
+            Ok(Some(EventData::RowsEvent(data))) => {
+                let (_, after) = data.rows(&maps[&data.table_id()]).next().unwrap().unwrap();
+                let after = after.unwrap();
+                let refused = row_literals(&after, None, &def.columns);
+                assert!(
+                    refused.as_ref().is_err_and(|e| e.contains(
+                        "the row image holds 3 of the table's 5 columns (binlog_row_image is not FULL)"
+                    )),
+                    "{refused:?}"
+                );
+                // The image packs the present columns: its third cell is @4.
+                let e = literal(after.as_ref(2), &def.columns[4]).map(String::from_utf8);
+                assert_eq!(e, Ok(Ok("3230202323".into())));
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(checked, 1);
 }
