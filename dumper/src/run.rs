@@ -447,8 +447,18 @@ impl WorkerJob {
             commits.spawn(async move {
                 // The first file is the chunk's own, the others its parts (`--file-size`).
                 let mut sizes = Vec::with_capacity(files.len());
-                for f in files {
-                    sizes.push(f.sink.finish(f.rest).await?);
+                let mut files = files.into_iter();
+                while let Some(f) = files.next() {
+                    match f.sink.finish(f.rest).await {
+                        Ok(size) => sizes.push(size),
+                        Err(e) => {
+                            // Nothing more of the chunk becomes visible (S3 uploads end too).
+                            for rest in files {
+                                rest.sink.abort().await;
+                            }
+                            return Err(e.into());
+                        }
+                    }
                 }
                 if let Some((first, rest)) = sizes.split_first() {
                     result.bytes = *first;

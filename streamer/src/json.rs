@@ -55,6 +55,19 @@ pub fn apply_diffs(before: jsonb::Value<'_>, diffs: &[JsonDiff<'_>]) -> Result<S
 enum Leg {
     Member(String),
     Index(usize),
+    /// `[last-N]`.
+    FromLast(usize),
+}
+
+impl Leg {
+    /// An array leg as a position in an array of `len` elements (`last` of an empty array
+    /// is 0, where an INSERT would put its element).
+    fn resolve(&self, len: usize) -> Leg {
+        match self {
+            Leg::FromLast(n) => Leg::Index(len.saturating_sub(1).saturating_sub(*n)),
+            other => other.clone(),
+        }
+    }
 }
 
 /// `$`, then `.name`, `."quoted name"` or `[n]` legs, as MySQL writes paths in its diffs.
@@ -87,7 +100,20 @@ fn parse_path(path: &str) -> Option<Vec<Leg>> {
             }
             b'[' => {
                 let close = i + rest[i..].find(']')?;
-                legs.push(Leg::Index(rest[i + 1..close].trim().parse().ok()?));
+                let inside = rest[i + 1..close].trim();
+                legs.push(match inside.strip_prefix("last") {
+                    // `[last]`, `[last-N]`: counted from the array's end when applied.
+                    Some(back) => {
+                        let back = back.trim();
+                        let n = match back.strip_prefix('-') {
+                            Some(n) => n.trim().parse().ok()?,
+                            None if back.is_empty() => 0,
+                            None => return None,
+                        };
+                        Leg::FromLast(n)
+                    }
+                    None => Leg::Index(inside.parse().ok()?),
+                });
                 i = close + 1;
             }
             _ => return None,
@@ -114,7 +140,11 @@ fn apply(
     };
     let mut at = dom;
     for leg in parents {
-        at = match (at, leg) {
+        let leg = match &*at {
+            JsonDom::Container(JsonContainer::Array(a)) => leg.resolve(a.len()),
+            _ => leg.clone(),
+        };
+        at = match (at, &leg) {
             (JsonDom::Container(JsonContainer::Object(m)), Leg::Member(k)) => {
                 m.get_mut(k).ok_or_else(|| format!("no member `{k}`"))?
             }
@@ -124,7 +154,11 @@ fn apply(
             _ => return Err("the path does not match the document".into()),
         };
     }
-    match (at, last, op, value) {
+    let last = match &*at {
+        JsonDom::Container(JsonContainer::Array(a)) => last.resolve(a.len()),
+        _ => last.clone(),
+    };
+    match (at, &last, op, value) {
         (
             JsonDom::Container(JsonContainer::Object(m)),
             Leg::Member(k),
@@ -326,6 +360,10 @@ mod tests {
             ])
         );
         assert_eq!(parse_path("a.b"), None);
+        let last = apply_diffs(document(), &[diff(0, "$.a[last]", Some(&int7))]);
+        assert_eq!(last.as_deref(), Ok(r#"{"a": [1, 7], "b c": "x"}"#));
+        let before_last = apply_diffs(document(), &[diff(2, "$.a[last-1]", None)]);
+        assert_eq!(before_last.as_deref(), Ok(r#"{"a": [2], "b c": "x"}"#));
     }
 
     #[test]

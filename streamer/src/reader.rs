@@ -34,7 +34,7 @@ use sluice_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::cell::{Row, after_literal};
+use crate::cell::{Row, row_literals};
 use crate::event::event_type as et;
 use crate::relay::{FLAG_COPIED_FDE, Follower, RelayDir};
 use crate::schema_view::SchemaView;
@@ -507,6 +507,11 @@ impl Reader {
                 let file = String::from_utf8_lossy(ev.data()).into_owned();
                 self.lock_status().source_end = Some((file, h.log_pos()));
             }
+            // MySQL ends `XA COMMIT … ONE PHASE` with an XA_PREPARE event whose first byte
+            // (one_phase) is 1: an ordinary commit.
+            et::XA_PREPARE if ev.data().first().is_some_and(|&one_phase| one_phase != 0) => {
+                return self.finish(building, cursor).await;
+            }
             et::XA_PREPARE => {
                 let xid =
                     Xid::from_prepare_event(ev.data()).ok_or_else(|| StreamError::Corrupt {
@@ -812,16 +817,8 @@ impl Reader {
             let decode = |r: Option<&BinlogRow>,
                           before: Option<&BinlogRow>|
              -> Result<Option<Row>, StreamError> {
-                let Some(r) = r else { return Ok(None) };
-                let mut cells = Vec::with_capacity(def.columns.len());
-                for (i, column) in def.columns.iter().enumerate() {
-                    let old = before.and_then(|b| b.as_ref(i));
-                    let cell = after_literal(r.as_ref(i), old, column).map_err(|reason| {
-                        schema_error(format!("column `{}`: {reason}", column.name))
-                    })?;
-                    cells.push(cell);
-                }
-                Ok(Some(cells))
+                r.map(|r| row_literals(r, before, &def.columns).map_err(schema_error))
+                    .transpose()
             };
             b.changes.push(RowChange {
                 table: def.clone(),

@@ -6,7 +6,8 @@
 //! `XA END xid`, and an XA_PREPARE_LOG_EVENT (type 38) where a normal transaction has its XID.
 //! The second phase comes later, any number of other transactions after it, as a second group
 //! holding one QUERY: `XA COMMIT xid` or `XA ROLLBACK xid`. `XA COMMIT xid ONE PHASE` writes an
-//! ordinary transaction (MariaDB: BEGIN … XID; MySQL: XA START … XA COMMIT … ONE PHASE).
+//! ordinary transaction (MariaDB: BEGIN … XID; MySQL: XA START … XA END, then an
+//! XA_PREPARE_LOG_EVENT whose one_phase byte is 1, read as a commit).
 //!
 //! Why the changes are applied at the XA COMMIT and not at the prepare: until then the source
 //! may still roll them back. Why applying them there keeps every key's order: a prepared
@@ -327,7 +328,7 @@ impl PendingXa {
     ) -> Result<Option<(u64, Vec<Vec<u8>>)>, CoreError> {
         let rows: Vec<(i64, Vec<u8>)> = conn
             .query(format!(
-                "SELECT seq, statement FROM {} WHERE {} ORDER BY seq",
+                "SELECT seq, statement FROM {} WHERE {} ORDER BY seq FOR UPDATE",
                 self.table,
                 self.key(xid)
             ))
@@ -373,9 +374,25 @@ pub async fn apply_step(
             requests.extend(pending.store(&step.xid, &statements));
         }
         XaAction::Commit => {
-            let Some((count, statements)) = pending.statements(conn, target, &step.xid).await?
-            else {
-                if checkpoints.applied(conn, target, 0).await? == Some(step.end.position.clone()) {
+            // The rows are read locked, inside the transaction: a retry after a lost connection
+            // waits for the first attempt's transaction to end, then sees whether it committed.
+            requests.clear();
+            for sql in ["SET SESSION foreign_key_checks = 0", "START TRANSACTION"] {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|cause| StreamError::Apply {
+                        target: target.to_string(),
+                        position: step.end.position.clone(),
+                        cause,
+                    })?;
+            }
+            let found = pending.statements(conn, target, &step.xid).await;
+            let Some((count, statements)) = found? else {
+                let applied = checkpoints.applied(conn, target, 0).await;
+                let _ = conn
+                    .query_drop("ROLLBACK; SET SESSION foreign_key_checks = 1")
+                    .await;
+                if applied? == Some(step.end.position.clone()) {
                     return Ok(0);
                 }
                 return Err(StreamError::Schema {
@@ -391,8 +408,6 @@ pub async fn apply_step(
                 });
             };
             rows = count;
-            // As on the appliers: the source checked the foreign keys already.
-            requests.insert(0, b"SET SESSION foreign_key_checks = 0".to_vec());
             requests.extend(statements);
             requests.push(pending.delete(&step.xid).into_bytes());
         }
