@@ -163,7 +163,7 @@ impl<'a> ChunkWriter<'a> {
         Ok(())
     }
 
-    /// Ends the encoder's output for the current file into the buffer.
+    /// Ends the encoder's output for the current file into the buffer, ready for the next.
     fn end_encoding(&mut self) -> Result<(), DumpError> {
         match &mut self.encoder {
             RowEncoder::Sql(e) => e.end_statement(&mut self.buf),
@@ -251,7 +251,11 @@ impl<'a> ChunkWriter<'a> {
             files.push(pending);
         }
         if !last_is_empty {
-            self.end_encoding()?;
+            match self.encoder {
+                RowEncoder::Sql(ref mut e) => e.end_statement(&mut self.buf),
+                RowEncoder::Parquet(e) => e.finish_into(&mut self.buf)?,
+                RowEncoder::Csv(_) => {}
+            }
             let sink = match self.file.sink.take() {
                 Some(s) => s,
                 None => ChunkSink::new(self.storage, &self.file.name, self.compression)?,
