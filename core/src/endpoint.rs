@@ -14,6 +14,15 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use crate::CoreError;
 
+/// What every Sluice connection runs first. Exact values everywhere: no silent truncation, no
+/// zero-date rewriting, and backslash escapes on so that literals built by `quote_string` read
+/// back the same.
+pub(crate) const SESSION_SETUP: &[&str] = &[
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+    "SET NAMES utf8mb4",
+    "SET SESSION time_zone = '+00:00'",
+];
+
 /// A string that must never be printed: passwords, secret keys.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -76,13 +85,7 @@ impl Endpoint {
             .tcp_nodelay(true)
             .conn_ttl(None)
             .wait_timeout(Some(28_800))
-            .setup(vec![
-                // Exact values everywhere: no silent truncation, no zero-date rewriting, and
-                // backslash escapes on so that literals built by quote_string read back the same.
-                "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'".to_owned(),
-                "SET NAMES utf8mb4".to_owned(),
-                "SET SESSION time_zone = '+00:00'".to_owned(),
-            ]);
+            .setup(SESSION_SETUP.iter().map(|s| (*s).to_owned()).collect());
         Opts::from(builder)
     }
 

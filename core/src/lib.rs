@@ -21,6 +21,7 @@ mod schema;
 mod sql_literal;
 mod storage;
 mod table_name;
+mod wire;
 
 pub use chunks::{Chunk, plan_table, tuple_compare};
 pub use column::{ColumnKind, bit_value};
@@ -34,3 +35,4 @@ pub use schema::{ColumnInfo, Selection, TableInfo, select_tables};
 pub use sql_literal::{cell, cells, escape_with, sql_literal};
 pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};
 pub use table_name::{TableName, quote_ident, quote_string};
+pub use wire::{BatchError, RawConn, TextRows};
