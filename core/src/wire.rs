@@ -92,10 +92,8 @@ impl Endpoint {
     /// A [`RawConn`] to this server, with the same bounded wait and session settings as
     /// [`Endpoint::connect`].
     pub async fn connect_raw(&self) -> Result<RawConn, CoreError> {
-        let attempt = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            RawConn::connect(self),
-        );
+        let attempt =
+            tokio::time::timeout(std::time::Duration::from_secs(30), RawConn::connect(self));
         match attempt.await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(source)) => Err(self.error("connect", source)),
@@ -157,7 +155,11 @@ impl RawConn {
             out.push(cells.iter().map(|c| c.map(<[u8]>::to_vec)).collect());
             Ok::<(), Error>(())
         };
-        while rows.next_batch(&mut copy).await.map_err(BatchError::flatten)? {}
+        while rows
+            .next_batch(&mut copy)
+            .await
+            .map_err(BatchError::flatten)?
+        {}
         while self.more_results {
             self.next_result().await?.drain().await?;
         }
@@ -606,7 +608,9 @@ fn trim_nul(b: &[u8]) -> &[u8] {
 fn auth_response(plugin: &str, nonce: &[u8], password: &[u8]) -> Result<Vec<u8>, Error> {
     let scrambled = match plugin {
         NATIVE => mysql_common::scramble::scramble_native(nonce, password).map(|s| s.to_vec()),
-        CACHING_SHA2 => mysql_common::scramble::scramble_sha256(nonce, password).map(|s| s.to_vec()),
+        CACHING_SHA2 => {
+            mysql_common::scramble::scramble_sha256(nonce, password).map(|s| s.to_vec())
+        }
         other => {
             return Err(io_error(
                 io::ErrorKind::Unsupported,

@@ -8,10 +8,8 @@
 //! `{db}.{table}.{n}.{ext}` and sort in key order. None of them is committed before the whole
 //! chunk is read: a dump killed mid-chunk leaves no committed part of it.
 
-use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
 use sluice_core::layout::{self, Compression, DataFormat, RowFingerprint};
-use sluice_core::{Chunk, Storage, TableInfo, cells, quote_ident};
+use sluice_core::{BatchError, Chunk, RawConn, Storage, TableInfo, quote_ident};
 
 use crate::DumpError;
 use crate::config::DumpConfig;
@@ -124,27 +122,31 @@ impl<'a> ChunkWriter<'a> {
         }
     }
 
-    async fn row(&mut self, row: &mysql_async::Row) -> Result<(), DumpError> {
-        let cells = cells(row);
-        self.file
-            .fingerprint
-            .add_row(cells.iter().map(|c| c.as_deref()));
+    /// Encodes one row (its cells as the server's text, `None` for NULL). Synchronous, so
+    /// that a whole receive buffer of rows is encoded without an `await`;
+    /// [`ChunkWriter::flush_if_full`] then hands the bytes on.
+    fn row(&mut self, cells: &[Option<&[u8]>]) -> Result<(), DumpError> {
+        self.file.fingerprint.add_row(cells.iter().copied());
         match &mut self.encoder {
-            RowEncoder::Sql(e) => e.row(&mut self.buf, &cells),
-            RowEncoder::Csv(e) => e.row(&mut self.buf, &cells),
+            RowEncoder::Sql(e) => e.row(&mut self.buf, cells),
+            RowEncoder::Csv(e) => e.row(&mut self.buf, cells),
             RowEncoder::Parquet(e) => {
-                e.row(&cells)?;
+                e.row(cells)?;
                 e.drain_into(&mut self.buf);
             }
-        }
-        if self.buf.len() >= FLUSH_BYTES {
-            self.flush().await?;
         }
         if let Some(max) = self.config.file_size
             && self.file.written + self.buf.len() as u64 >= max
             && self.part + 1 < MAX_PARTS
         {
             self.close_part()?;
+        }
+        Ok(())
+    }
+
+    async fn flush_if_full(&mut self) -> Result<(), DumpError> {
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush().await?;
         }
         Ok(())
     }
@@ -311,7 +313,7 @@ fn new_encoder(config: &DumpConfig, table: &TableInfo) -> Result<RowEncoder, Dum
 /// Reads `chunk` and encodes it. Returns its outcome (`bytes` still 0) and its files, which
 /// the caller commits in order (`ChunkSink::finish` with the rest of the bytes).
 pub async fn dump_chunk(
-    conn: &mut Conn,
+    conn: &mut RawConn,
     storage: &Storage,
     config: &DumpConfig,
     table: &TableInfo,
@@ -338,11 +340,20 @@ pub async fn dump_chunk(
     };
     let mut writer = ChunkWriter::new(storage, config, table, chunk)?;
     let outcome: Result<(), DumpError> = async {
-        let mut result = conn.query_iter(sql).await.map_err(read_err)?;
-        while let Some(row) = result.next().await.map_err(read_err)? {
-            writer.row(&row).await?;
+        let mut rows = conn.query_stream(&sql).await.map_err(read_err)?;
+        loop {
+            let more = rows
+                .next_batch(|cells| writer.row(cells))
+                .await
+                .map_err(|e| match e {
+                    BatchError::Wire(e) => read_err(e),
+                    BatchError::Row(e) => e,
+                })?;
+            writer.flush_if_full().await?;
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
     .await;
     if let Err(e) = outcome {

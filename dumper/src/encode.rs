@@ -7,8 +7,6 @@
 //! bytes in CSV), BIT (bytes on the wire, written as the number), and FLOAT (selected as DOUBLE,
 //! see `schema.rs`).
 
-use std::borrow::Cow;
-
 use sluice_core::layout::CsvDialect;
 use sluice_core::{ColumnKind, bit_value, quote_ident, sql_literal};
 
@@ -51,7 +49,7 @@ impl SqlEncoder {
         );
     }
 
-    pub fn row(&mut self, out: &mut Vec<u8>, cells: &[Option<Cow<'_, [u8]>>]) {
+    pub fn row(&mut self, out: &mut Vec<u8>, cells: &[Option<&[u8]>]) {
         let start = out.len();
         if self.statement_len == 0 {
             out.extend_from_slice(&self.insert_prefix);
@@ -105,7 +103,7 @@ impl CsvEncoder {
         out.push(b'\n');
     }
 
-    pub fn row(&mut self, out: &mut Vec<u8>, cells: &[Option<Cow<'_, [u8]>>]) {
+    pub fn row(&mut self, out: &mut Vec<u8>, cells: &[Option<&[u8]>]) {
         for (i, (kind, value)) in self.kinds.iter().zip(cells).enumerate() {
             if i > 0 {
                 out.push(self.dialect.delimiter);
@@ -134,7 +132,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..4 {
             let v = i.to_string().into_bytes();
-            enc.row(&mut out, &[Some(Cow::Owned(v))]);
+            enc.row(&mut out, &[Some(&v[..])]);
         }
         enc.end_statement(&mut out);
         let text = String::from_utf8(out).unwrap();

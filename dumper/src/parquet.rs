@@ -341,7 +341,7 @@ impl ParquetEncoder {
     }
 
     /// Appends a row; every `BATCH_ROWS` rows the batch goes to the Parquet writer.
-    pub fn row(&mut self, cells: &[Option<std::borrow::Cow<'_, [u8]>>]) -> Result<(), DumpError> {
+    pub fn row(&mut self, cells: &[Option<&[u8]>]) -> Result<(), DumpError> {
         for (i, cell) in cells.iter().enumerate() {
             self.builders[i]
                 .append(cell.as_deref(), self.kinds[i])

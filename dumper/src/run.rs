@@ -13,8 +13,8 @@ use sluice_core::layout::{
     SourceMeta, TableMeta, utc_timestamp,
 };
 use sluice_core::{
-    Chunk, Endpoint, Selection, ServerInfo, Storage, TableInfo, TableName, plan_table, quote_ident,
-    select_tables,
+    Chunk, Endpoint, RawConn, Selection, ServerInfo, Storage, TableInfo, TableName, plan_table,
+    quote_ident, select_tables,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -172,15 +172,11 @@ impl Dumper {
             Duration::from_secs(config.lock_wait_secs),
         )
         .await?;
-        let mut workers = snap.workers;
+        let workers = snap.workers;
+        let mut planner = snap.planner;
         if let Some(p) = &resume
             && let Some(reason) = p
-                .obstacle(
-                    &mut workers[0],
-                    endpoint,
-                    &selection,
-                    snap.position.is_some(),
-                )
+                .obstacle(&mut planner, endpoint, &selection, snap.position.is_some())
                 .await?
         {
             if !config.overwrite {
@@ -215,12 +211,11 @@ impl Dumper {
             }
             None => {
                 clear_old_dump(&storage, &existing).await?;
-                let creates =
-                    write_schemas(&mut workers[0], endpoint, &storage, &selection).await?;
+                let creates = write_schemas(&mut planner, endpoint, &storage, &selection).await?;
                 let mut chunks = Vec::new();
                 for (i, table) in selection.tables.iter().enumerate() {
                     chunks.extend(
-                        plan_table(&mut workers[0], endpoint, i, table, config.chunk_rows).await?,
+                        plan_table(&mut planner, endpoint, i, table, config.chunk_rows).await?,
                     );
                 }
                 let p = DumpProgress::new(
@@ -236,6 +231,8 @@ impl Dumper {
             }
         };
         progress.save(&storage).await?;
+        // All the snapshot holds besides the chunks' rows is read: end the planner's session.
+        let _ = planner.disconnect().await;
         let queue: VecDeque<Chunk> = progress.pending().into();
         let mut counts = vec![0usize; tables.len()];
         for chunk in &queue {
@@ -413,7 +410,7 @@ async fn write_schemas(
 
 /// One worker: a connection inside the snapshot, taking chunks from the shared queue.
 struct WorkerJob {
-    conn: Conn,
+    conn: RawConn,
     queue: Arc<Mutex<VecDeque<Chunk>>>,
     tables: Arc<Vec<TableInfo>>,
     storage: Storage,
@@ -478,6 +475,7 @@ impl WorkerJob {
         }
         // Read-only snapshot: ending it releases its undo history on the source.
         let _ = self.conn.query_drop("COMMIT").await;
+        self.conn.quit().await;
         Ok(())
     }
 }

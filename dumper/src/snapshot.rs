@@ -28,10 +28,10 @@
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
-use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
 use sluice_core::layout::SnapshotMeta;
-use sluice_core::{Endpoint, Flavor, ServerInfo, TableName};
+use sluice_core::{Endpoint, Flavor, RawConn, ServerInfo, TableName};
 
 use crate::DumpError;
 use crate::config::Consistency;
@@ -42,8 +42,12 @@ const SNAPSHOT_TRIES: usize = 20;
 const XA_RETRY: Duration = Duration::from_millis(250);
 
 /// The workers in their snapshot, and where that snapshot stands in the binlog.
+///
+/// The planner shares the snapshot to read the schemas and plan the chunks with the driver's
+/// typed queries; the workers read the rows over the lean [`RawConn`].
 pub struct Snapshot {
-    pub workers: Vec<Conn>,
+    pub planner: Conn,
+    pub workers: Vec<RawConn>,
     pub position: Option<SnapshotMeta>,
     /// What was actually done, for metadata.json (`flush (BACKUP STAGE)`, `lock`, …).
     pub method: String,
@@ -67,9 +71,10 @@ pub async fn open(
     if !binlog_on {
         tracing::warn!(source = %endpoint, "the source has no binlog: this dump has no position to stream from");
     }
-    let mut workers = try_join_all((0..threads.max(1)).map(|_| endpoint.connect())).await?;
-    for w in &mut workers {
-        w.query_drop("SET SESSION net_write_timeout = 3600, net_read_timeout = 3600")
+    let mut planner = endpoint.connect().await?;
+    let mut workers = try_join_all((0..threads.max(1)).map(|_| endpoint.connect_raw())).await?;
+    for mut m in members(&mut planner, &mut workers) {
+        m.run("SET SESSION net_write_timeout = 3600, net_read_timeout = 3600")
             .await
             .map_err(|e| endpoint.error("set worker session timeouts", e))?;
     }
@@ -90,12 +95,15 @@ pub async fn open(
                 None
             };
             Ok(Snapshot {
+                planner,
                 workers,
                 position,
                 method: "none".into(),
             })
         }
-        Consistency::Snapshot => snapshot_without_lock(workers, endpoint, info, binlog_on).await,
+        Consistency::Snapshot => {
+            snapshot_without_lock(planner, workers, endpoint, info, binlog_on).await
+        }
         Consistency::Auto | Consistency::Flush | Consistency::Lock => {
             let started = Instant::now();
             let method = loop {
@@ -118,11 +126,12 @@ pub async fn open(
                 tokio::time::sleep(XA_RETRY).await;
             };
             // From here on nothing commits (to the dumped tables): open every snapshot.
-            let opened = begin_all(&mut workers, endpoint).await;
+            let opened = begin_all(&mut planner, &mut workers, endpoint).await;
             let position = match opened {
                 Ok(()) if binlog_on => {
                     locked_position(
                         &mut coordinator,
+                        &mut planner,
                         &mut workers,
                         endpoint,
                         info,
@@ -137,6 +146,7 @@ pub async fn open(
             let position = position?;
             tracing::info!(method = %method, position = ?position, "consistent snapshot open");
             Ok(Snapshot {
+                planner,
                 workers,
                 position,
                 method,
@@ -256,13 +266,67 @@ async fn unlock(
         .map_err(|e| endpoint.error(sql, e).into())
 }
 
-async fn begin_all(workers: &mut [Conn], endpoint: &Endpoint) -> Result<(), DumpError> {
-    try_join_all(workers.iter_mut().map(|w| async move {
-        w.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await?;
-        w.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            .await
-    }))
+/// A connection that takes part in the snapshot.
+enum Member<'a> {
+    Planner(&'a mut Conn),
+    Worker(&'a mut RawConn),
+}
+
+fn members<'a>(planner: &'a mut Conn, workers: &'a mut [RawConn]) -> Vec<Member<'a>> {
+    std::iter::once(Member::Planner(planner))
+        .chain(workers.iter_mut().map(Member::Worker))
+        .collect()
+}
+
+impl Member<'_> {
+    async fn run(&mut self, sql: &str) -> Result<(), mysql_async::Error> {
+        match self {
+            Member::Planner(c) => c.query_drop(sql).await,
+            Member::Worker(c) => c.query_drop(sql).await,
+        }
+    }
+
+    /// The rows of a small result, as text (`None` for NULL).
+    async fn text_rows(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<Vec<u8>>>>, mysql_async::Error> {
+        match self {
+            Member::Planner(c) => {
+                let rows: Vec<mysql_async::Row> = c.query(sql).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        r.unwrap()
+                            .into_iter()
+                            .map(|v| match v {
+                                Value::NULL => None,
+                                Value::Bytes(b) => Some(b),
+                                other => Some(other.as_sql(true).into_bytes()),
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+            Member::Worker(c) => c.query_rows(sql).await,
+        }
+    }
+}
+
+async fn begin_all(
+    planner: &mut Conn,
+    workers: &mut [RawConn],
+    endpoint: &Endpoint,
+) -> Result<(), DumpError> {
+    try_join_all(
+        members(planner, workers)
+            .into_iter()
+            .map(|mut m| async move {
+                m.run("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .await?;
+                m.run("START TRANSACTION WITH CONSISTENT SNAPSHOT").await
+            }),
+    )
     .await
     .map_err(|e| endpoint.error("START TRANSACTION WITH CONSISTENT SNAPSHOT", e))?;
     Ok(())
@@ -272,13 +336,14 @@ async fn begin_all(workers: &mut [Conn], endpoint: &Endpoint) -> Result<(), Dump
 /// reads the server position, which cannot move under the lock.
 async fn locked_position(
     coordinator: &mut Conn,
-    workers: &mut [Conn],
+    planner: &mut Conn,
+    workers: &mut [RawConn],
     endpoint: &Endpoint,
     info: &ServerInfo,
     tables_only: bool,
 ) -> Result<Option<SnapshotMeta>, DumpError> {
     if info.flavor == Flavor::MariaDb {
-        let positions = worker_positions(workers, endpoint).await?;
+        let positions = worker_positions(planner, workers, endpoint).await?;
         let chosen = if tables_only {
             // LOCK TABLES blocks only the dumped tables: commits to other tables go on while
             // the snapshots open, so the workers may stand at different positions. Nothing
@@ -314,7 +379,8 @@ async fn locked_position(
 }
 
 async fn snapshot_without_lock(
-    mut workers: Vec<Conn>,
+    mut planner: Conn,
+    mut workers: Vec<RawConn>,
     endpoint: &Endpoint,
     info: &ServerInfo,
     binlog_on: bool,
@@ -331,19 +397,19 @@ async fn snapshot_without_lock(
         // Without a lock, an XA transaction prepared before the snapshot shows in one of the
         // two lists unless it also ended between them, within milliseconds.
         if binlog_on {
-            prepared = prepared_xa(&mut workers[0]).await;
+            prepared = prepared_xa(&mut planner).await;
         }
-        begin_all(&mut workers, endpoint).await?;
-        let positions = worker_positions(&mut workers, endpoint).await?;
+        begin_all(&mut planner, &mut workers, endpoint).await?;
+        let positions = worker_positions(&mut planner, &mut workers, endpoint).await?;
         if prepared.is_empty() && binlog_on {
-            prepared = prepared_xa(&mut workers[0]).await;
+            prepared = prepared_xa(&mut planner).await;
         }
         if !prepared.is_empty() {
             tracing::info!(prepared = ?prepared, "XA transactions are prepared on the source: waiting for their XA COMMIT or XA ROLLBACK");
         } else if positions.iter().all(|p| p == &positions[0]) {
             let (file, offset) = positions[0].clone();
             let position = if binlog_on {
-                let gtid = mariadb_gtid_at(&mut workers[0], endpoint, &file, offset).await?;
+                let gtid = mariadb_gtid_at(&mut planner, endpoint, &file, offset).await?;
                 Some(SnapshotMeta {
                     binlog_file: file,
                     binlog_offset: offset,
@@ -354,13 +420,14 @@ async fn snapshot_without_lock(
             };
             tracing::info!(attempt, position = ?position, "consistent snapshot open without a lock");
             return Ok(Snapshot {
+                planner,
                 workers,
                 position,
                 method: "snapshot".into(),
             });
         }
-        for w in &mut workers {
-            w.query_drop("ROLLBACK")
+        for mut m in members(&mut planner, &mut workers) {
+            m.run("ROLLBACK")
                 .await
                 .map_err(|e| endpoint.error("ROLLBACK", e))?;
         }
@@ -419,23 +486,32 @@ fn xa_prepared_error(endpoint: &Endpoint, prepared: &[String]) -> DumpError {
     }
 }
 
+/// Every member's snapshot position (MariaDB `Binlog_snapshot_file`/`_position`).
 async fn worker_positions(
-    workers: &mut [Conn],
+    planner: &mut Conn,
+    workers: &mut [RawConn],
     endpoint: &Endpoint,
 ) -> Result<Vec<(String, u64)>, DumpError> {
-    let positions = try_join_all(workers.iter_mut().map(|w| async move {
-        let rows: Vec<(String, String)> = w.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
-        let get = |name: &str| {
-            rows.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Ok::<_, mysql_async::Error>((
-            get("Binlog_snapshot_file"),
-            get("Binlog_snapshot_position").parse().unwrap_or(0),
-        ))
-    }))
+    let positions = try_join_all(
+        members(planner, workers)
+            .into_iter()
+            .map(|mut m| async move {
+                let rows = m.text_rows("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+                let text = |c: &Option<Vec<u8>>| {
+                    String::from_utf8_lossy(c.as_deref().unwrap_or_default()).into_owned()
+                };
+                let get = |name: &str| {
+                    rows.iter()
+                        .find(|r| r.len() == 2 && text(&r[0]).eq_ignore_ascii_case(name))
+                        .map(|r| text(&r[1]))
+                        .unwrap_or_default()
+                };
+                Ok::<_, mysql_async::Error>((
+                    get("Binlog_snapshot_file"),
+                    get("Binlog_snapshot_position").parse().unwrap_or(0),
+                ))
+            }),
+    )
     .await
     .map_err(|e| endpoint.error("SHOW STATUS LIKE 'binlog_snapshot_%'", e))?;
     Ok(positions)

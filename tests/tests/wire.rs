@@ -170,7 +170,9 @@ async fn passwords_databases_and_several_result_sets() {
         .await
         .unwrap();
     assert_eq!(
-        conn.query_rows("SELECT DATABASE(), CURRENT_USER()").await.unwrap(),
+        conn.query_rows("SELECT DATABASE(), CURRENT_USER()")
+            .await
+            .unwrap(),
         vec![vec![
             Some(b"wire_db".to_vec()),
             Some(b"wire_pw@127.0.0.1".to_vec())
@@ -191,5 +193,8 @@ async fn passwords_databases_and_several_result_sets() {
 
     let wrong = user.with_password(Secret::new("guess")).connect_raw().await;
     let message = wrong.err().unwrap().to_string();
-    assert!(message.contains("1045") || message.contains("Access denied"), "{message}");
+    assert!(
+        message.contains("1045") || message.contains("Access denied"),
+        "{message}"
+    );
 }
