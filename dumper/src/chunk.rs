@@ -5,8 +5,14 @@
 //! compression) reach the size; each file is complete on its own (SQL files repeat the session
 //! header, CSV files the header line, Parquet files their footer). The files of a chunk are
 //! numbered `chunk × 10,000 + part` ([`file_number`]), so names stay Dumpling's
-//! `{db}.{table}.{n}.{ext}` and sort in key order. None of them is committed before the whole
-//! chunk is read: a dump killed mid-chunk leaves no committed part of it.
+//! `{db}.{table}.{n}.{ext}` and sort in key order.
+//!
+//! A closed part is committed (synced and renamed into place) right after the batch of rows
+//! that closed it, so that a chunk of any size holds one open file and one buffer, never one
+//! per part. A part is whole once visible, but the chunk is only recorded done (dump-progress,
+//! then metadata.json) after its last file: a dump killed mid-chunk may leave committed parts,
+//! which the chunk's redo overwrites and the resume deletes where the redo has fewer parts
+//! (see `run.rs`), and a failed chunk deletes them itself.
 
 use sluice_core::layout::{self, Compression, DataFormat, RowFingerprint};
 use sluice_core::{BatchError, Chunk, RawConn, Storage, TableInfo, quote_ident};
@@ -31,6 +37,26 @@ pub fn file_number(chunk: u32, part: u32, split: bool) -> u64 {
     }
 }
 
+/// The name of a table's data file number `n` in this dump's format.
+pub fn data_file_name(config: &DumpConfig, table: &TableInfo, n: u64) -> String {
+    layout::chunk_file(
+        &table.name.database,
+        &table.name.table,
+        n,
+        config.format,
+        file_compression(config),
+    )
+}
+
+/// Parquet compresses its pages itself; its files carry no compression suffix.
+fn file_compression(config: &DumpConfig) -> Compression {
+    if config.format == DataFormat::Parquet {
+        Compression::None
+    } else {
+        config.compression
+    }
+}
+
 enum RowEncoder {
     Sql(SqlEncoder),
     Csv(CsvEncoder),
@@ -50,6 +76,8 @@ struct OpenFile {
 pub struct PendingFile {
     pub sink: ChunkSink,
     pub rest: Vec<u8>,
+    /// Which of the chunk's files it is: 0 the chunk's own, `i` its `parts[i - 1]`.
+    pub part: usize,
 }
 
 struct ChunkWriter<'a> {
@@ -62,8 +90,10 @@ struct ChunkWriter<'a> {
     buf: Vec<u8>,
     file: OpenFile,
     part: u32,
-    /// Parts already closed, in order: their stats and their unfinished sinks.
-    closed: Vec<(PartDone, PendingFile)>,
+    /// Parts closed by the current batch of rows, committed after it.
+    closing: Vec<(PartDone, PendingFile)>,
+    /// Parts committed, in order.
+    committed: Vec<PartDone>,
 }
 
 impl<'a> ChunkWriter<'a> {
@@ -73,12 +103,7 @@ impl<'a> ChunkWriter<'a> {
         table: &'a TableInfo,
         chunk: &'a Chunk,
     ) -> Result<ChunkWriter<'a>, DumpError> {
-        // Parquet compresses its pages itself; the file carries no compression suffix.
-        let compression = if config.format == DataFormat::Parquet {
-            Compression::None
-        } else {
-            config.compression
-        };
+        let compression = file_compression(config);
         let mut w = ChunkWriter {
             storage,
             config,
@@ -94,7 +119,8 @@ impl<'a> ChunkWriter<'a> {
                 fingerprint: RowFingerprint::default(),
             },
             part: 0,
-            closed: Vec::new(),
+            closing: Vec::new(),
+            committed: Vec::new(),
         };
         w.file.name = w.file_name(0);
         w.header();
@@ -102,15 +128,8 @@ impl<'a> ChunkWriter<'a> {
     }
 
     fn file_name(&self, part: u32) -> String {
-        let t = &self.table.name;
         let n = file_number(self.chunk.index, part, self.config.file_size.is_some());
-        layout::chunk_file(
-            &t.database,
-            &t.table,
-            n,
-            self.config.format,
-            self.compression,
-        )
+        data_file_name(self.config, self.table, n)
     }
 
     /// What every file starts with, so that each loads on its own.
@@ -144,9 +163,26 @@ impl<'a> ChunkWriter<'a> {
         Ok(())
     }
 
+    /// After a batch of rows: hands a full buffer on and commits the parts the batch closed.
     async fn flush_if_full(&mut self) -> Result<(), DumpError> {
         if self.buf.len() >= FLUSH_BYTES {
             self.flush().await?;
+        }
+        let mut closing = std::mem::take(&mut self.closing).into_iter();
+        while let Some((mut done, pending)) = closing.next() {
+            match pending.sink.finish(pending.rest).await {
+                Ok(bytes) => {
+                    done.bytes = bytes;
+                    self.committed.push(done);
+                }
+                Err(e) => {
+                    // `abort` then deletes the committed ones; these never become visible.
+                    for (_, rest) in closing {
+                        rest.sink.abort().await;
+                    }
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }
@@ -207,17 +243,24 @@ impl<'a> ChunkWriter<'a> {
             bytes: 0,
             fingerprint: file.fingerprint.hex(),
         };
-        self.closed.push((done, PendingFile { sink, rest }));
+        let part = self.committed.len() + self.closing.len();
+        self.closing.push((done, PendingFile { sink, rest, part }));
         self.header();
         Ok(())
     }
 
+    /// Gives up on the chunk: nothing of it stays visible.
     async fn abort(mut self) {
         if let Some(s) = self.file.sink.take() {
             s.abort().await;
         }
-        for (_, pending) in self.closed {
+        for (_, pending) in self.closing {
             pending.sink.abort().await;
+        }
+        for part in &self.committed {
+            if let Err(e) = self.storage.delete(&part.file).await {
+                tracing::warn!(file = %part.file, error = %e, "cannot delete a part of a failed chunk; a resumed dump deletes it");
+            }
         }
     }
 
@@ -240,15 +283,15 @@ impl<'a> ChunkWriter<'a> {
             parts: Vec::new(),
         };
         let last_is_empty = self.file.fingerprint.rows() == 0;
-        if last_is_empty && self.closed.is_empty() {
+        if last_is_empty && self.closing.is_empty() && self.committed.is_empty() {
             if let Some(s) = self.file.sink.take() {
                 s.abort().await;
             }
             return Ok((done, Vec::new()));
         }
         let mut files = Vec::new();
-        let mut parts = Vec::new();
-        for (part, pending) in std::mem::take(&mut self.closed) {
+        let mut parts = std::mem::take(&mut self.committed);
+        for (part, pending) in std::mem::take(&mut self.closing) {
             parts.push(part);
             files.push(pending);
         }
@@ -271,6 +314,7 @@ impl<'a> ChunkWriter<'a> {
             files.push(PendingFile {
                 sink,
                 rest: std::mem::take(&mut self.buf),
+                part: parts.len() - 1,
             });
         } else if let Some(s) = self.file.sink.take() {
             // Never opened without rows; nothing of it may become visible.
@@ -279,6 +323,7 @@ impl<'a> ChunkWriter<'a> {
         let first = parts.remove(0);
         done.file = Some(first.file);
         done.rows = first.rows;
+        done.bytes = first.bytes;
         done.fingerprint = first.fingerprint;
         done.parts = parts;
         Ok((done, files))

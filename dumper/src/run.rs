@@ -1,7 +1,7 @@
 //! The dump from start to finish: `build` does everything that can fail early, `run` takes the
 //! snapshot and writes the dump (or, resuming, the chunks it lacks), `metadata.json` last.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +19,7 @@ use sluice_core::{
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::chunk::dump_chunk;
+use crate::chunk::{MAX_PARTS, data_file_name, dump_chunk};
 use crate::config::{Consistency, DumpConfig};
 use crate::resume::{ChunkDone, DumpProgress, SAVE_EVERY, Settings};
 use crate::{DumpError, DumpObserver, privileges, snapshot};
@@ -111,7 +111,10 @@ impl Dumper {
         } else {
             None
         };
-        if !existing.is_empty() && !config.overwrite && resume.is_none() {
+        // `--resume` on an unfinished dump of which no chunk was done: a fresh start over
+        // our own files, which the user asked to continue anyway.
+        let ours_unfinished = config.resume && existing.iter().any(|n| n == PROGRESS_FILE);
+        if !existing.is_empty() && !config.overwrite && resume.is_none() && !ours_unfinished {
             return Err(DumpError::OutputNotEmpty {
                 url: storage.url().to_owned(),
                 objects: existing.len(),
@@ -207,6 +210,9 @@ impl Dumper {
                 );
                 p.snapshots.push(snap.position.clone());
                 let tables = p.table_infos(&selection);
+                if config.file_size.is_some() {
+                    remove_stale_parts(&storage, &config, &existing, &tables, &p.pending()).await?;
+                }
                 (p, tables)
             }
             None => {
@@ -338,6 +344,46 @@ async fn clear_old_dump(storage: &Storage, existing: &[String]) -> Result<(), Du
     Ok(())
 }
 
+/// Deletes the data files an earlier run committed for chunks this run reads again. Parts of a
+/// split chunk are committed as they close, so a run killed mid-chunk leaves some; the redo
+/// overwrites those it writes again, but where it has fewer parts (rows were deleted since) the
+/// old higher-numbered ones would stay beside the new files, to be loaded twice by a tool that
+/// lists the folder.
+async fn remove_stale_parts(
+    storage: &Storage,
+    config: &DumpConfig,
+    existing: &[String],
+    tables: &[TableInfo],
+    pending: &[Chunk],
+) -> Result<(), DumpError> {
+    let redone: HashSet<(usize, u32)> = pending.iter().map(|c| (c.table, c.index)).collect();
+    // Every data file name is `{prefix}{number:09}{suffix}`; find the prefix of each table.
+    let mut prefixes = HashMap::new();
+    let mut suffix = String::new();
+    for (i, t) in tables.iter().enumerate() {
+        let probe = data_file_name(config, t, 0);
+        let at = probe.rfind("000000000").unwrap_or(0);
+        suffix = probe[at + 9..].to_owned();
+        prefixes.insert(probe[..at].to_owned(), i);
+    }
+    for name in existing {
+        let Some(stem) = name.strip_suffix(suffix.as_str()) else {
+            continue;
+        };
+        let Some(dot) = stem.rfind('.') else { continue };
+        let (prefix, digits) = stem.split_at(dot + 1);
+        let (Some(&table), Ok(n)) = (prefixes.get(prefix), digits.parse::<u64>()) else {
+            continue;
+        };
+        let chunk = u32::try_from(n / u64::from(MAX_PARTS)).unwrap_or(u32::MAX);
+        if redone.contains(&(table, chunk)) {
+            tracing::info!(file = %name, "deleting a part of a chunk that is read again");
+            storage.delete(name).await?;
+        }
+    }
+    Ok(())
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -442,12 +488,17 @@ impl WorkerJob {
                 joined(commits.join_next().await)?;
             }
             commits.spawn(async move {
-                // The first file is the chunk's own, the others its parts (`--file-size`).
-                let mut sizes = Vec::with_capacity(files.len());
+                // The chunk's files not yet committed: its own (`part` 0) unless `--file-size`
+                // split it, and its last part.
                 let mut files = files.into_iter();
                 while let Some(f) = files.next() {
                     match f.sink.finish(f.rest).await {
-                        Ok(size) => sizes.push(size),
+                        Ok(size) if f.part == 0 => result.bytes = size,
+                        Ok(size) => {
+                            if let Some(p) = result.parts.get_mut(f.part - 1) {
+                                p.bytes = size;
+                            }
+                        }
                         Err(e) => {
                             // Nothing more of the chunk becomes visible (S3 uploads end too).
                             for rest in files {
@@ -455,12 +506,6 @@ impl WorkerJob {
                             }
                             return Err(e.into());
                         }
-                    }
-                }
-                if let Some((first, rest)) = sizes.split_first() {
-                    result.bytes = *first;
-                    for (part, bytes) in result.parts.iter_mut().zip(rest) {
-                        part.bytes = *bytes;
                     }
                 }
                 let rows = result.rows + result.parts.iter().map(|p| p.rows).sum::<u64>();
