@@ -27,7 +27,8 @@ use crate::{DumpConfig, DumpError};
 
 /// How often the progress file is rewritten while chunks finish.
 pub const SAVE_EVERY: Duration = Duration::from_millis(500);
-const PROGRESS_VERSION: u32 = 1;
+/// Version 2: chunk fingerprints are `FingerprintVersion::V2`, as in metadata version 2.
+const PROGRESS_VERSION: u32 = 2;
 
 /// The settings a resume must share with the run it continues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use sluice_core::layout::FingerprintVersion;
 use sluice_core::{ColumnInfo, ColumnKind, TableInfo};
 
 use crate::ImportError;
@@ -45,6 +46,8 @@ pub struct RowPlan {
     /// Positions of the primary key in `columns`; empty for a keyless load.
     pub key: Vec<usize>,
     by_name: HashMap<String, usize>,
+    /// The fingerprint the dump's metadata carries, computed over the rows sent.
+    pub fingerprint: FingerprintVersion,
 }
 
 impl RowPlan {
@@ -85,7 +88,14 @@ impl RowPlan {
             columns,
             key,
             by_name,
+            fingerprint: FingerprintVersion::default(),
         })
+    }
+
+    /// The plan for a dump whose fingerprints are `version`.
+    pub fn with_fingerprint(mut self, version: FingerprintVersion) -> RowPlan {
+        self.fingerprint = version;
+        self
     }
 
     /// Where each of a file's columns goes in the canonical order.

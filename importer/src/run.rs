@@ -319,7 +319,7 @@ async fn import_one(
             .find(|x| x.database == table.dump_name.database && x.table == table.dump_name.table)
             .map(|x| x.columns.clone())
     });
-    let plan = RowPlan::new(&info, columns.as_deref())?;
+    let plan = RowPlan::new(&info, columns.as_deref())?.with_fingerprint(table.fingerprint_version);
     let outcome = import_table(config, storage, table, &plan, &source.csv).await?;
     if !deferred.is_empty() {
         let adds: Vec<String> = deferred.iter().map(|d| format!("ADD {d}")).collect();
@@ -858,7 +858,7 @@ async fn read_back_fingerprint(
     table: &TableSource,
     info: &TableInfo,
 ) -> Result<String, ImportError> {
-    let mut got = RowFingerprint::default();
+    let mut got = RowFingerprint::new(table.fingerprint_version);
     let mut result = conn
         .query_iter(format!("SELECT {} FROM {}", info.select_list(), table.name))
         .await

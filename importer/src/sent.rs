@@ -33,7 +33,7 @@ impl SentFingerprint {
             }
         }
         Some(SentFingerprint {
-            rows: RowFingerprint::default(),
+            rows: RowFingerprint::new(plan.fingerprint),
             bit_widths,
         })
     }

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use sluice_core::layout::{Compression, CsvDialect, DataFormat, DumpMetadata, METADATA_FILE};
+use sluice_core::layout::{
+    Compression, CsvDialect, DataFormat, DumpMetadata, FingerprintVersion, METADATA_FILE,
+};
 use sluice_core::{Storage, TableName};
 
 use crate::ImportError;
@@ -32,6 +34,8 @@ pub struct TableSource {
     /// Rows and fingerprint the dump recorded (Sluice dumps only).
     pub expected_rows: Option<u64>,
     pub expected_fingerprint: Option<Vec<String>>,
+    /// How `expected_fingerprint` was computed (by the dump's metadata version).
+    pub fingerprint_version: FingerprintVersion,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +152,7 @@ fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
             files,
             expected_rows: Some(t.rows),
             expected_fingerprint: Some(t.chunks.iter().map(|c| c.fingerprint.clone()).collect()),
+            fingerprint_version: FingerprintVersion::of_metadata(meta.version),
         });
     }
     Ok(DumpSource {
@@ -180,6 +185,7 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
                     files: Vec::new(),
                     expected_rows: None,
                     expected_fingerprint: None,
+                    fingerprint_version: FingerprintVersion::default(),
                 },
             );
         }

@@ -775,3 +775,71 @@ async fn a_target_with_a_small_max_allowed_packet_takes_16_mib_batches() {
         .unwrap();
     assert_eq!(rows, Some(200_000));
 }
+
+/// Dumps written before fingerprint V2 (metadata version 1) still verify: the importer computes
+/// the fingerprint their metadata version names.
+#[tokio::test]
+async fn a_version_1_dump_verifies_with_the_fingerprint_it_carries() {
+    use sluice_core::layout::{FingerprintVersion, RowFingerprint};
+    let db = unique_name("import_fp_v1");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(80), d DECIMAL(9,2));
+             INSERT INTO `{db}`.t SELECT seq, REPEAT(CHAR(65 + seq % 26), seq % 70), seq / 7 FROM `{db}`.seq_1_to_3000;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &[]);
+    let meta_path = dir.path().join("metadata.json");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    assert_eq!(written["version"], 2);
+
+    // The table's V1 fingerprint, as an older Sluice recorded it (the chunks' sum is compared).
+    let mut s = source().conn().await;
+    let rows: Vec<mysql_async::Row> = s
+        .query(format!("SELECT id, s, d FROM `{db}`.t"))
+        .await
+        .unwrap();
+    let mut v1 = RowFingerprint::new(FingerprintVersion::V1);
+    for row in &rows {
+        let cells = sluice_core::cells(row);
+        v1.add_row(cells.iter().map(|c| c.as_deref()));
+    }
+    let as_written_by = |version: u32, fingerprint: &str| {
+        let mut meta = written.clone();
+        meta["version"] = version.into();
+        let chunks = meta["tables"][0]["chunks"].as_array_mut().unwrap();
+        for (i, c) in chunks.iter_mut().enumerate() {
+            c["fingerprint"] = if i == 0 {
+                fingerprint.into()
+            } else {
+                "0000000000000000".into()
+            };
+        }
+        std::fs::write(&meta_path, meta.to_string()).unwrap();
+    };
+
+    as_written_by(1, &v1.hex());
+    let out = import(dir.path(), &["--route", &format!("{db}.*={db}_v1.*")]);
+    assert_ok(&out);
+    // A V2 value under version 1 is a mismatch: the version, not a guess, picks the algorithm.
+    let mut v2 = RowFingerprint::new(FingerprintVersion::V2);
+    for row in &rows {
+        let cells = sluice_core::cells(row);
+        v2.add_row(cells.iter().map(|c| c.as_deref()));
+    }
+    assert_ne!(v1.hex(), v2.hex());
+    as_written_by(1, &v2.hex());
+    let out = import(dir.path(), &["--route", &format!("{db}.*={db}_wrong.*")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("fingerprint"), "{err}");
+    // And the same value under version 2 is right.
+    as_written_by(2, &v2.hex());
+    let out = import(dir.path(), &["--route", &format!("{db}.*={db}_v2.*")]);
+    assert_ok(&out);
+}

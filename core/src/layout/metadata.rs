@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Compression, CsvDialect, DataFormat};
 
-/// The version of this document's shape; readers refuse newer versions.
-pub const METADATA_VERSION: u32 = 1;
+/// The version of this document's shape; readers refuse newer versions. Version 2: chunk
+/// fingerprints are [`super::FingerprintVersion::V2`].
+pub const METADATA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DumpMetadata {

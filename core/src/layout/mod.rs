@@ -19,7 +19,7 @@ mod metadata;
 mod names;
 
 pub use csv_dialect::{CsvDialect, CsvRecord, CsvRecordReader};
-pub use fingerprint::RowFingerprint;
+pub use fingerprint::{FingerprintVersion, RowFingerprint};
 pub use metadata::{
     ChunkMeta, DumpMetadata, SnapshotMeta, SourceMeta, TableMeta, civil_from_days, utc_timestamp,
 };
