@@ -94,6 +94,8 @@ pub struct ImportConfig {
     pub import_mode: bool,
     /// The CSV dialect of a Dumpling or mydumper folder (Sluice dumps carry their own).
     pub csv: Option<sluice_core::layout::CsvDialect>,
+    /// LOAD DATA batch buffers, reused from table to table (see [`crate::load::BufferPool`]).
+    pub(crate) buffers: crate::load::BufferPool,
 }
 
 impl ImportConfig {
@@ -116,6 +118,7 @@ impl ImportConfig {
             csv: None,
             import_mode: false,
             observer: std::sync::Arc::new(crate::ImportLog::default()),
+            buffers: crate::load::BufferPool::default(),
         }
     }
 }

@@ -18,31 +18,48 @@ pub(crate) const BATCH_BYTES: usize = 16 << 20;
 /// The LOAD DATA stream goes to the server in pieces of this size (one packet each).
 const INFILE_PIECE: usize = 1 << 20;
 
-/// Where a producer sends its LOAD DATA batches, and where it gets the buffers the loaders
-/// are done with: a batch buffer is reused, not allocated afresh (a fresh 17 MiB buffer is
-/// fresh pages the kernel must clear and fault in: about a tenth of the client's CPU).
+/// Batch buffers kept for reuse: about what the loaders and the producer hold at once.
+const POOLED_BUFFERS: usize = 8;
+
+/// The batch buffers the loaders are done with, shared by every table of one import. A fresh
+/// 17 MiB buffer is fresh pages the kernel must clear and fault in: about a tenth of the
+/// client's CPU (perf, sysbench import). A per-table pool did not help: a table of three
+/// batches had taken all its buffers before the first came back.
+#[derive(Debug, Clone, Default)]
+pub struct BufferPool(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    /// An empty buffer for a batch.
+    pub fn take(&self) -> Vec<u8> {
+        let pooled = self.0.lock().ok().and_then(|mut p| p.pop());
+        pooled.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + (1 << 20)))
+    }
+
+    /// Gives a buffer back once its batch is loaded.
+    pub fn give(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        if let Ok(mut p) = self.0.lock()
+            && p.len() < POOLED_BUFFERS
+        {
+            p.push(buffer);
+        }
+    }
+}
+
+/// Where a producer sends its LOAD DATA batches, and where it gets its buffers.
 pub struct BatchSink {
     tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>,
-    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+    pool: BufferPool,
 }
 
 impl BatchSink {
-    pub fn new(
-        tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>,
-        recycled: std::sync::mpsc::Receiver<Vec<u8>>,
-    ) -> BatchSink {
-        BatchSink { tx, recycled }
+    pub fn new(tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>, pool: BufferPool) -> BatchSink {
+        BatchSink { tx, pool }
     }
 
     /// An empty buffer for the next batch.
     pub fn buffer(&self) -> Vec<u8> {
-        match self.recycled.try_recv() {
-            Ok(mut b) => {
-                b.clear();
-                b
-            }
-            Err(_) => Vec::with_capacity(BATCH_BYTES + (1 << 20)),
-        }
+        self.pool.take()
     }
 
     /// Sends a batch of `rows` rows, waiting while the loaders are busy (from a blocking
@@ -67,7 +84,31 @@ pub struct LoadSpec {
 }
 
 impl LoadSpec {
-    pub fn statement(&self) -> String {
+    /// The stream's charset for one batch. A batch of ASCII bytes only goes as `binary` when
+    /// every column reads ASCII as itself: the server then converts nothing (converting the
+    /// stream to a latin1 table's columns was 6 % of the target's CPU, perf on the sysbench
+    /// import) and its field reader skips the multi-byte check per byte. Not for UCS-2/UTF-16/
+    /// UTF-32 columns (ASCII is not itself there), nor MySQL's JSON type, which refuses binary
+    /// strings.
+    pub fn batch_charset(&self, data: &[u8]) -> &str {
+        let ascii_is_itself = |c: &ColumnInfo| {
+            c.data_type != "json"
+                && c.charset.as_deref().is_none_or(|cs| {
+                    matches!(
+                        cs,
+                        "latin1" | "ascii" | "utf8mb3" | "utf8" | "utf8mb4" | "binary"
+                    )
+                })
+        };
+        if self.charset == "utf8mb4" && self.columns.iter().all(ascii_is_itself) && data.is_ascii()
+        {
+            "binary"
+        } else {
+            &self.charset
+        }
+    }
+
+    fn statement_in(&self, charset: &str) -> String {
         let mut targets = Vec::new();
         let mut sets = Vec::new();
         for (i, c) in self.columns.iter().enumerate() {
@@ -89,7 +130,7 @@ impl LoadSpec {
             "LOAD DATA LOCAL INFILE 'sluice-stream' {mode} INTO TABLE {} CHARACTER SET {} \
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
             self.table,
-            self.charset,
+            charset,
             targets.join(", ")
         );
         if !sets.is_empty() {
@@ -160,6 +201,7 @@ pub async fn load_batch(
     data: Vec<u8>,
     rows: u64,
 ) -> Result<Loaded, ImportError> {
+    let sql = spec.statement_in(spec.batch_charset(&data));
     let bytes = Bytes::from(data);
     let ours = bytes.clone();
     // The driver sends each piece of the stream as one packet, and a packet over the server's
@@ -174,7 +216,6 @@ pub async fn load_batch(
         let stream: mysql_async::InfileData = Box::pin(futures::stream::iter(pieces));
         Ok(stream)
     });
-    let sql = spec.statement();
     conn.query_drop(&sql)
         .await
         .map_err(|e| endpoint.error(format!("LOAD DATA into {}", spec.table.plain()), e))?;
@@ -231,7 +272,8 @@ mod tests {
             charset: "utf8mb4".into(),
             replace: false,
         };
-        let sql = spec.statement();
+        let sql = spec.statement_in(spec.batch_charset(b"\xC3\xA9"));
+        assert!(sql.contains("CHARACTER SET utf8mb4"), "{sql}");
         assert!(
             sql.contains("(`a`, @v1, `c`, @v3) SET `b` = UNHEX(@v1), `d` = CAST(@v3 AS UNSIGNED)"),
             "{sql}"
@@ -242,5 +284,40 @@ mod tests {
             &[Some(b"1"), Some(&[0, 0xFF]), Some(b"a\tb\\c\n\0"), None],
         );
         assert_eq!(out, b"1\t00FF\ta\\tb\\\\c\\n\\0\t\\N\n");
+    }
+
+    #[test]
+    fn an_ascii_batch_goes_as_binary_only_where_ascii_is_itself() {
+        let text = |charset: &str, data_type: &str| ColumnInfo {
+            charset: Some(charset.into()),
+            data_type: data_type.into(),
+            ..col("t", ColumnKind::Text)
+        };
+        let spec = |columns: Vec<ColumnInfo>| LoadSpec {
+            table: TableName::new("db", "t"),
+            columns,
+            charset: "utf8mb4".into(),
+            replace: false,
+        };
+        let plain = spec(vec![
+            col("i", ColumnKind::Integer),
+            text("latin1", "varchar"),
+            text("utf8mb4", "longtext"),
+            col("b", ColumnKind::Binary),
+        ]);
+        assert_eq!(plain.batch_charset(b"1\tabc\t\\N\t00FF\n"), "binary");
+        assert_eq!(plain.batch_charset("1\tcaf\u{e9}\n".as_bytes()), "utf8mb4");
+        let wide = spec(vec![text("utf16", "varchar")]);
+        assert_eq!(wide.batch_charset(b"abc\n"), "utf8mb4");
+        let mysql_json = spec(vec![ColumnInfo {
+            data_type: "json".into(),
+            ..col("j", ColumnKind::Text)
+        }]);
+        assert_eq!(mysql_json.batch_charset(b"{}\n"), "utf8mb4");
+        let raw = LoadSpec {
+            charset: "binary".into(),
+            ..spec(vec![text("latin1", "varchar")])
+        };
+        assert_eq!(raw.batch_charset(b"abc\n"), "binary");
     }
 }

@@ -584,14 +584,13 @@ pub(crate) async fn load_stream(
     let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
     let policy = config.on_duplicate;
     let spec2 = spec.clone();
-    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
-    let sink = BatchSink::new(tx, recycled);
+    let sink = BatchSink::new(tx, config.buffers.clone());
     let producer = tokio::task::spawn_blocking(move || producer(&spec2, sink));
     let rx = Arc::new(Mutex::new(rx));
     let mut loaders = tokio::task::JoinSet::new();
     for _ in 0..threads {
         let (rx, spec, endpoint) = (rx.clone(), spec.clone(), config.target.clone());
-        let recycle = recycle.clone();
+        let pool = config.buffers.clone();
         let observer = config.observer.clone();
         loaders.spawn(async move {
             let mut conn = endpoint.connect().await?;
@@ -607,8 +606,8 @@ pub(crate) async fn load_stream(
                 loaded += batch.taken;
                 warned |= batch.warned;
                 if let Some(buffer) = batch.buffer {
-                    // The producer may be done already: then the buffer is simply freed.
-                    let _ = recycle.send(buffer);
+                    // For the next batch of this table or of the next one.
+                    pool.give(buffer);
                 }
                 if warnings.len() < 3 {
                     warnings.extend(batch.why);

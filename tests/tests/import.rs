@@ -843,3 +843,41 @@ async fn a_version_1_dump_verifies_with_the_fingerprint_it_carries() {
     let out = import(dir.path(), &["--route", &format!("{db}.*={db}_v2.*")]);
     assert_ok(&out);
 }
+
+/// An all-ASCII batch goes as `CHARACTER SET binary` where every column reads ASCII as itself
+/// (latin1, utf8mb4), and as utf8mb4 where it does not (utf16): every table still lands equal.
+#[tokio::test]
+async fn ascii_batches_load_exactly_into_latin1_utf8mb4_and_utf16_columns() {
+    let db = unique_name("import_ascii");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE l1 (id INT PRIMARY KEY, c CHAR(20), v VARCHAR(50), e ENUM('a','b c')) CHARSET latin1;
+             CREATE TABLE u8 (id INT PRIMARY KEY, v VARCHAR(50), j JSON) CHARSET utf8mb4;
+             CREATE TABLE u16 (id INT PRIMARY KEY, v VARCHAR(50)) CHARSET utf16;
+             CREATE TABLE mixed (id INT PRIMARY KEY, v VARCHAR(50)) CHARSET latin1;
+             INSERT INTO l1 SELECT seq, CONCAT('c', seq), REPEAT('x\\\\y\t', seq % 9), IF(seq % 2, 'a', 'b c') FROM seq_1_to_5000;
+             INSERT INTO u8 SELECT seq, CONCAT('v ', seq), JSON_OBJECT('k', seq) FROM seq_1_to_5000;
+             INSERT INTO u16 SELECT seq, CONCAT('w', seq) FROM seq_1_to_5000;
+             INSERT INTO mixed SELECT seq, IF(seq = 4000, 'caf\\xE9', 'plain') FROM seq_1_to_5000;
+             UPDATE mixed SET v = CONVERT(_utf8mb4'café ß' USING latin1) WHERE id = 4000;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &[]);
+    let out = import(dir.path(), &["--route", &format!("{db}.*={db}_in.*")]);
+    assert_ok(&out);
+    let (mut s, mut t) = (source().conn().await, target().conn().await);
+    for table in ["l1", "u8", "u16", "mixed"] {
+        let want = checksum_table(&mut s, &format!("`{db}`.{table}")).await;
+        assert!(want.is_some());
+        assert_eq!(
+            checksum_table(&mut t, &format!("`{db}_in`.{table}")).await,
+            want,
+            "{table}"
+        );
+    }
+}
