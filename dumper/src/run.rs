@@ -111,10 +111,7 @@ impl Dumper {
         } else {
             None
         };
-        // `--resume` on an unfinished dump of which no chunk was done: a fresh start over
-        // our own files, which the user asked to continue anyway.
-        let ours_unfinished = config.resume && existing.iter().any(|n| n == PROGRESS_FILE);
-        if !existing.is_empty() && !config.overwrite && resume.is_none() && !ours_unfinished {
+        if !existing.is_empty() && !config.overwrite && resume.is_none() {
             return Err(DumpError::OutputNotEmpty {
                 url: storage.url().to_owned(),
                 objects: existing.len(),
