@@ -185,7 +185,9 @@ impl<R: BufRead> SqlReader<R> {
                         self.conditional_depth -= 1;
                         self.push_code(b' ');
                         i += 1;
-                    } else if line[i..].starts_with(&self.delimiter) {
+                    } else if self.delimiter.first() == Some(&b)
+                        && line[i..].starts_with(&self.delimiter)
+                    {
                         i += self.delimiter.len();
                         let text = trim(std::mem::take(&mut self.text));
                         if !text.is_empty() {
