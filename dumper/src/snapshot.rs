@@ -22,7 +22,8 @@
 //! them.
 //!
 //! Under the global lock the position is also read per worker on MariaDB and must agree, which
-//! checks the lock actually held. The GTID set is `BINLOG_GTID_POS(file, offset)`: measured on
+//! checks the lock actually held. The GTID set is `BINLOG_GTID_POS(file, offset)`, read once the
+//! lock is released (it scans the binlog file, and depends on the position only): measured on
 //! MariaDB 10.11, `@@gtid_binlog_pos` read inside a snapshot can already be ahead of it.
 
 use std::time::{Duration, Instant};
@@ -143,7 +144,17 @@ pub async fn open(
                 Err(e) => Err(e),
             };
             unlock(&mut coordinator, endpoint, &method).await?;
-            let position = position?;
+            let mut position = position?;
+            // BINLOG_GTID_POS reads the binlog file from its start up to the offset (111 ms for
+            // a 650 MB file, measured): a pure function of the position, so it runs after the
+            // unlock rather than keep the source's commits waiting.
+            if info.flavor == Flavor::MariaDb
+                && let Some(p) = &mut position
+            {
+                p.gtid_set =
+                    mariadb_gtid_at(&mut coordinator, endpoint, &p.binlog_file, p.binlog_offset)
+                        .await?;
+            }
             tracing::info!(method = %method, position = ?position, "consistent snapshot open");
             Ok(Snapshot {
                 planner,
@@ -332,8 +343,9 @@ async fn begin_all(
     Ok(())
 }
 
-/// While locked: MariaDB workers report their snapshot's position, which must agree; MySQL
-/// reads the server position, which cannot move under the lock.
+/// While locked: MariaDB workers report their snapshot's position, which must agree (its GTID
+/// set is left for the caller to read after the unlock); MySQL reads the server position and
+/// `gtid_executed`, which cannot move under the lock.
 async fn locked_position(
     coordinator: &mut Conn,
     planner: &mut Conn,
@@ -368,11 +380,11 @@ async fn locked_position(
         let Some((file, offset)) = chosen else {
             return Ok(None);
         };
-        let gtid = mariadb_gtid_at(coordinator, endpoint, &file, offset).await?;
+        // The GTID set comes after the unlock (see `open`).
         return Ok(Some(SnapshotMeta {
             binlog_file: file,
             binlog_offset: offset,
-            gtid_set: gtid,
+            gtid_set: String::new(),
         }));
     }
     Ok(Some(server_position(coordinator, endpoint, info).await?))
