@@ -24,7 +24,7 @@
 
 use std::io;
 
-use mysql_async::{Error, IoError, ServerError};
+use mysql_async::{DriverError, Error, IoError, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -349,10 +349,7 @@ impl RawConn {
                 .await
                 .map_err(|e| Error::Io(IoError::Io(e)))?;
             if got == 0 {
-                return Err(io_error(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                ));
+                return Err(Error::Driver(DriverError::ConnectionClosed));
             }
             self.end += got;
         }

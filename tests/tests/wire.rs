@@ -198,3 +198,44 @@ async fn passwords_databases_and_several_result_sets() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_killed_mid_result_is_an_error_not_a_hang() {
+    let mut conn = raw(source()).await;
+    let id = conn.id();
+    let mut rows = conn
+        .query_stream("SELECT seq, REPEAT('k', 200) FROM mysql.seq_1_to_5000000")
+        .await
+        .unwrap();
+    let mut admin = source().conn().await;
+    let mut seen = 0u64;
+    let outcome = loop {
+        match rows
+            .next_batch(|_| {
+                seen += 1;
+                Ok::<(), ()>(())
+            })
+            .await
+        {
+            Ok(true) if seen > 1000 && seen < 2_000_000 => {
+                // Killed once rows flow, well before the end.
+                if admin.query_drop(format!("KILL {id}")).await.is_ok() {
+                    seen = 2_000_000;
+                }
+            }
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    match outcome {
+        Err(sluice_core::BatchError::Wire(e)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("closed") || text.contains("killed") || text.contains("reset"),
+                "{text}"
+            );
+        }
+        other => panic!("the rows ended without an error: {other:?}"),
+    }
+}
