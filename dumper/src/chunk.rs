@@ -14,10 +14,13 @@
 //! which the chunk's redo overwrites and the resume deletes where the redo has fewer parts
 //! (see `run.rs`), and a failed chunk deletes them itself.
 
+use std::borrow::Cow;
+
 use sluice_core::layout::{self, Compression, DataFormat, RowFingerprint};
 use sluice_core::{BatchError, Chunk, RawConn, Storage, TableInfo, quote_ident};
 
 use crate::DumpError;
+use crate::charset::{ResultCharset, latin1_to_utf8};
 use crate::config::DumpConfig;
 use crate::encode::{CsvEncoder, SqlEncoder};
 use crate::parquet::{ParquetEncoder, ROW_GROUP_BYTES};
@@ -359,6 +362,7 @@ fn new_encoder(config: &DumpConfig, table: &TableInfo) -> Result<RowEncoder, Dum
 /// the caller commits in order (`ChunkSink::finish` with the rest of the bytes).
 pub async fn dump_chunk(
     conn: &mut RawConn,
+    results: &mut &'static str,
     storage: &Storage,
     config: &DumpConfig,
     table: &TableInfo,
@@ -383,12 +387,41 @@ pub async fn dump_chunk(
             e,
         ))
     };
+    // The session's `character_set_results` (`results`) is set only when the table needs
+    // another one.
+    let charset = ResultCharset::of(table);
+    if *results != charset.name() {
+        conn.query_drop(&format!("SET character_set_results = {}", charset.name()))
+            .await
+            .map_err(read_err)?;
+        *results = charset.name();
+    }
+    let latin1 = charset.latin1_columns();
     let mut writer = ChunkWriter::new(storage, config, table, chunk)?;
     let outcome: Result<(), DumpError> = async {
         let mut rows = conn.query_stream(&sql).await.map_err(read_err)?;
         loop {
             let more = rows
-                .next_batch(|cells| writer.row(cells))
+                .next_batch(|cells| {
+                    if latin1
+                        .iter()
+                        .all(|&i| cells[i].is_none_or(<[u8]>::is_ascii))
+                    {
+                        return writer.row(cells);
+                    }
+                    let converted: Vec<Option<Cow<'_, [u8]>>> = cells
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| match c {
+                            Some(v) if latin1.contains(&i) => Some(latin1_to_utf8(v)),
+                            Some(v) => Some(Cow::Borrowed(*v)),
+                            None => None,
+                        })
+                        .collect();
+                    let cells: Vec<Option<&[u8]>> =
+                        converted.iter().map(|c| c.as_deref()).collect();
+                    writer.row(&cells)
+                })
                 .await
                 .map_err(|e| match e {
                     BatchError::Wire(e) => read_err(e),

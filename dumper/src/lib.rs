@@ -11,6 +11,7 @@
 //! workers stream chunks to storage, and writes `metadata.json` last. `resume.rs` keeps the
 //! progress file that lets a killed dump continue with the chunks it lacks.
 
+mod charset;
 mod chunk;
 mod config;
 mod encode;

@@ -253,6 +253,8 @@ impl Dumper {
         for conn in workers {
             let job = WorkerJob {
                 conn,
+                // What every Sluice session starts with (`SET NAMES utf8mb4`).
+                results: "utf8mb4",
                 queue: queue.clone(),
                 tables: tables.clone(),
                 storage: storage.clone(),
@@ -454,6 +456,8 @@ async fn write_schemas(
 /// One worker: a connection inside the snapshot, taking chunks from the shared queue.
 struct WorkerJob {
     conn: RawConn,
+    /// The session's `character_set_results` (see `charset.rs`).
+    results: &'static str,
     queue: Arc<Mutex<VecDeque<Chunk>>>,
     tables: Arc<Vec<TableInfo>>,
     storage: Storage,
@@ -477,8 +481,15 @@ impl WorkerJob {
             let Some(chunk) = next else { break };
             let table = &self.tables[chunk.table];
             self.observer.chunk_started(&table.name);
-            let (mut result, files) =
-                dump_chunk(&mut self.conn, &self.storage, &self.config, table, &chunk).await?;
+            let (mut result, files) = dump_chunk(
+                &mut self.conn,
+                &mut self.results,
+                &self.storage,
+                &self.config,
+                table,
+                &chunk,
+            )
+            .await?;
             let (observer, done, name) =
                 (self.observer.clone(), self.done.clone(), table.name.clone());
             while commits.len() >= COMMITS_IN_FLIGHT {
