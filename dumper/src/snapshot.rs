@@ -26,13 +26,14 @@
 //! lock is released (it scans the binlog file, and depends on the position only): measured on
 //! MariaDB 10.11, `@@gtid_binlog_pos` read inside a snapshot can already be ahead of it.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value};
 use sluice_core::layout::SnapshotMeta;
-use sluice_core::{Endpoint, Flavor, RawConn, ServerInfo, TableName};
+use sluice_core::{Endpoint, Flavor, RawConn, ServerInfo, TableName, cells};
 
 use crate::DumpError;
 use crate::config::Consistency;
@@ -306,15 +307,11 @@ impl Member<'_> {
             Member::Planner(c) => {
                 let rows: Vec<mysql_async::Row> = c.query(sql).await?;
                 Ok(rows
-                    .into_iter()
+                    .iter()
                     .map(|r| {
-                        r.unwrap()
+                        cells(r)
                             .into_iter()
-                            .map(|v| match v {
-                                Value::NULL => None,
-                                Value::Bytes(b) => Some(b),
-                                other => Some(other.as_sql(true).into_bytes()),
-                            })
+                            .map(|c| c.map(Cow::into_owned))
                             .collect()
                     })
                     .collect())
