@@ -1,17 +1,34 @@
-//! Parses `INSERT [IGNORE] INTO [db.]table [(cols)] VALUES (…), (…)` into rows of [`Cell`]s,
-//! with every MySQL literal: quoted strings with backslash escapes and doubled quotes, numbers,
-//! NULL, TRUE/FALSE, `0x…`/`X'…'` hex, `0b…`/`b'…'` bits, and charset introducers
-//! (`_binary '…'`, `_utf8mb4 '…'`). Anything else (a function call, an expression) is an error
-//! naming the byte offset, not a guess.
+//! Parses `INSERT [IGNORE] INTO [db.]table [(cols)] VALUES (…), (…)` row by row into a
+//! reused [`Row`], with every MySQL literal: quoted strings with backslash escapes and doubled
+//! quotes, numbers, NULL, TRUE/FALSE, `0x…`/`X'…'` hex, `0b…`/`b'…'` bits, and charset
+//! introducers (`_binary '…'`, `_utf8mb4 '…'`). Anything else (a function call, an expression)
+//! is an error naming the byte offset, not a guess.
 
-use crate::cell::Cell;
+use crate::ImportError;
+use crate::cell::{CellKind, Row};
 
+/// What an INSERT names before its rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Insert {
+pub struct InsertHead {
     pub database: Option<String>,
     pub table: String,
     pub columns: Option<Vec<String>>,
-    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Why an INSERT was not read to its end.
+#[derive(Debug)]
+pub enum InsertError {
+    /// The statement is not valid here: the byte offset in the statement, and what was
+    /// expected.
+    Syntax(usize, String),
+    /// The receiver of the rows failed.
+    Sink(ImportError),
+}
+
+impl From<(usize, String)> for InsertError {
+    fn from((offset, why): (usize, String)) -> Self {
+        InsertError::Syntax(offset, why)
+    }
 }
 
 struct Parser<'a> {
@@ -23,10 +40,15 @@ type Parsed<T> = Result<T, (usize, String)>;
 
 impl<'a> Parser<'a> {
     fn fail<T>(&self, what: &str) -> Parsed<T> {
+        Err(self.why(what))
+    }
+
+    /// The offset and message of an error: `what` was expected here.
+    fn why(&self, what: &str) -> (usize, String) {
         let near: String =
             String::from_utf8_lossy(&self.s[self.pos..(self.pos + 20).min(self.s.len())])
                 .into_owned();
-        Err((self.pos, format!("expected {what} near `{near}`")))
+        (self.pos, format!("expected {what} near `{near}`"))
     }
 
     fn skip_ws(&mut self) {
@@ -104,17 +126,14 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn quoted(&mut self) -> Parsed<Vec<u8>> {
+    /// Appends a quoted string's bytes, unescaped, to `out`.
+    fn quoted(&mut self, out: &mut Vec<u8>) -> Parsed<()> {
         let q = self.s[self.pos];
         self.pos += 1;
-        let mut out = Vec::new();
         loop {
             // Copy the plain run up to the next backslash or quote at once.
             let rest = &self.s[self.pos.min(self.s.len())..];
-            let run = rest
-                .iter()
-                .position(|&c| c == q || c == b'\\')
-                .unwrap_or(rest.len());
+            let run = memchr::memchr2(q, b'\\', rest).unwrap_or(rest.len());
             out.extend_from_slice(&rest[..run]);
             self.pos += run;
             let Some(&c) = self.s.get(self.pos) else {
@@ -136,70 +155,77 @@ impl<'a> Parser<'a> {
                     b'%' | b'_' => out.extend_from_slice(&[b'\\', e]),
                     other => out.push(other),
                 }
-            } else if c == q {
-                if self.s.get(self.pos) == Some(&q) {
-                    out.push(q);
-                    self.pos += 1;
-                } else {
-                    break;
-                }
+            } else if self.s.get(self.pos) == Some(&q) {
+                out.push(q);
+                self.pos += 1;
             } else {
-                out.push(c);
+                break;
             }
         }
         // Adjacent string literals concatenate ('a' 'b' is 'ab').
         if matches!(self.peek(), Some(b'\'') | Some(b'"')) {
-            let more = self.quoted()?;
-            out.extend(more);
+            self.quoted(out)?;
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn hex_digits(&mut self, digits: &[u8]) -> Parsed<Vec<u8>> {
-        let padded: Vec<u8> = if digits.len() % 2 == 1 {
-            [b"0".as_slice(), digits].concat()
-        } else {
-            digits.to_vec()
-        };
-        padded
-            .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap_or("zz"), 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .or_else(|_| self.fail("hex digits"))
+    /// Appends the bytes of hex digits (an odd count has a leading zero) to `out`.
+    fn hex_digits(&self, digits: &[u8], out: &mut Vec<u8>) -> Parsed<()> {
+        let nibble = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
+        let (first, rest) = digits.split_at(digits.len() % 2);
+        for pair in [first]
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .chain(rest.chunks(2))
+        {
+            let value = pair
+                .iter()
+                .try_fold(0u8, |acc, &d| nibble(d).map(|v| (acc << 4) | v));
+            match value {
+                Some(v) => out.push(v),
+                None => return self.fail("hex digits"),
+            }
+        }
+        Ok(())
     }
 
-    fn bits(&mut self, digits: &[u8]) -> Parsed<Vec<u8>> {
+    /// Appends the bytes of binary digits (padded to whole bytes on the left) to `out`.
+    fn bits(&self, digits: &[u8], out: &mut Vec<u8>) -> Parsed<()> {
         if !digits.iter().all(|d| *d == b'0' || *d == b'1') {
             return self.fail("binary digits");
         }
-        let mut value: Vec<u8> = Vec::new();
-        let padded_len = digits.len().div_ceil(8) * 8;
-        let padded: Vec<u8> = std::iter::repeat_n(b'0', padded_len - digits.len())
-            .chain(digits.iter().copied())
-            .collect();
-        for byte in padded.chunks(8) {
-            value.push(byte.iter().fold(0u8, |acc, d| (acc << 1) | (d - b'0')));
+        let (first, rest) = digits.split_at(digits.len() % 8);
+        for byte in [first]
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .chain(rest.chunks(8))
+        {
+            out.push(byte.iter().fold(0u8, |acc, d| (acc << 1) | (d - b'0')));
         }
-        Ok(value)
+        Ok(())
     }
 
-    fn literal(&mut self) -> Parsed<Cell> {
+    /// Adds the literal at the current position to `row`.
+    fn literal(&mut self, row: &mut Row) -> Parsed<()> {
         let Some(c) = self.peek() else {
             return self.fail("a value");
         };
         match c {
-            b'\'' | b'"' => Ok(Cell::Text(self.quoted()?)),
+            b'\'' | b'"' => {
+                self.quoted(row.open())?;
+                row.close(CellKind::Text);
+            }
             b'_' => {
                 let name = self.identifier()?;
                 if self.peek() != Some(b'\'') && self.peek() != Some(b'"') {
                     return self.fail("a quoted string after a charset introducer");
                 }
-                let bytes = self.quoted()?;
-                Ok(if name.eq_ignore_ascii_case("_binary") {
-                    Cell::Bytes(bytes)
+                self.quoted(row.open())?;
+                row.close(if name.eq_ignore_ascii_case("_binary") {
+                    CellKind::Bytes
                 } else {
-                    Cell::Text(bytes)
-                })
+                    CellKind::Text
+                });
             }
             b'x' | b'X' | b'b' | b'B' if self.s.get(self.pos + 1) == Some(&b'\'') => {
                 self.pos += 2;
@@ -207,13 +233,14 @@ impl<'a> Parser<'a> {
                 while self.s.get(self.pos).is_some_and(|c| *c != b'\'') {
                     self.pos += 1;
                 }
-                let digits = self.s[start..self.pos].to_vec();
+                let digits = &self.s[start..self.pos];
                 self.pos += 1;
                 if c == b'x' || c == b'X' {
-                    Ok(Cell::Bytes(self.hex_digits(&digits)?))
+                    self.hex_digits(digits, row.open())?;
                 } else {
-                    Ok(Cell::Bytes(self.bits(&digits)?))
+                    self.bits(digits, row.open())?;
                 }
+                row.close(CellKind::Bytes);
             }
             b'0' if matches!(self.s.get(self.pos + 1), Some(b'x') | Some(b'b')) => {
                 let kind = self.s[self.pos + 1];
@@ -222,12 +249,13 @@ impl<'a> Parser<'a> {
                 while self.s.get(self.pos).is_some_and(u8::is_ascii_alphanumeric) {
                     self.pos += 1;
                 }
-                let digits = self.s[start..self.pos].to_vec();
+                let digits = &self.s[start..self.pos];
                 if kind == b'x' {
-                    Ok(Cell::Bytes(self.hex_digits(&digits)?))
+                    self.hex_digits(digits, row.open())?;
                 } else {
-                    Ok(Cell::Bytes(self.bits(&digits)?))
+                    self.bits(digits, row.open())?;
                 }
+                row.close(CellKind::Bytes);
             }
             b'-' | b'+' | b'.' | b'0'..=b'9' => {
                 let start = self.pos;
@@ -245,37 +273,54 @@ impl<'a> Parser<'a> {
                 if !text.iter().any(u8::is_ascii_digit) {
                     return self.fail("a number");
                 }
-                Ok(Cell::Bare(text.to_vec()))
+                row.push(CellKind::Bare, text);
             }
             _ => {
                 if self.keyword("CONVERT") {
                     // CONVERT('text' USING charset): the text, whose charset the column decides.
                     self.expect(b'(')?;
-                    let inner = self.literal()?;
+                    self.literal(row)?;
                     if !self.keyword("USING") {
                         return self.fail("USING in CONVERT()");
                     }
                     let _charset = self.identifier()?;
                     self.expect(b')')?;
-                    return Ok(inner);
-                }
-                if self.keyword("NULL") {
-                    Ok(Cell::Null)
+                } else if self.keyword("NULL") {
+                    row.push(CellKind::Null, b"");
                 } else if self.keyword("TRUE") {
-                    Ok(Cell::Bare(b"TRUE".to_vec()))
+                    row.push(CellKind::Bare, b"TRUE");
                 } else if self.keyword("FALSE") {
-                    Ok(Cell::Bare(b"FALSE".to_vec()))
+                    row.push(CellKind::Bare, b"FALSE");
                 } else {
-                    self.fail("a literal value (expressions and functions are not supported)")
+                    return self
+                        .fail("a literal value (expressions and functions are not supported)");
                 }
             }
         }
+        Ok(())
     }
 }
 
-/// Parses an INSERT or REPLACE statement; `Ok(None)` for any other statement. An error carries
-/// the byte offset in the statement and what was expected.
-pub fn parse_insert(statement: &[u8]) -> Result<Option<Insert>, (usize, String)> {
+/// Parses an INSERT or REPLACE statement, handing each row to `on_row` with the byte offset
+/// where the row starts; `Ok(None)` for any other statement. `row` is the buffer the rows are
+/// built in, reused from statement to statement.
+pub fn parse_insert(
+    statement: &[u8],
+    row: &mut Row,
+    mut on_row: impl FnMut(&InsertHead, &Row, usize) -> Result<(), ImportError>,
+) -> Result<Option<InsertHead>, InsertError> {
+    let Some((head, values)) = insert_head(statement)? else {
+        return Ok(None);
+    };
+    insert_rows(statement, values, row, |row, offset| {
+        on_row(&head, row, offset)
+    })?;
+    Ok(Some(head))
+}
+
+/// Reads what an INSERT or REPLACE names before its rows, and the offset of its first row;
+/// `Ok(None)` for any other statement.
+pub fn insert_head(statement: &[u8]) -> Result<Option<(InsertHead, usize)>, (usize, String)> {
     let mut p = Parser {
         s: statement,
         pos: 0,
@@ -313,95 +358,127 @@ pub fn parse_insert(statement: &[u8]) -> Result<Option<Insert>, (usize, String)>
     if !(p.keyword("VALUES") || p.keyword("VALUE")) {
         return p.fail("VALUES");
     }
-    let mut rows = Vec::new();
+    let head = InsertHead {
+        database,
+        table,
+        columns,
+    };
+    Ok(Some((head, p.pos)))
+}
+
+/// Reads the rows of an INSERT from offset `from` (see [`insert_head`]) to its end, handing
+/// each to `on_row` with the offset where it starts.
+pub fn insert_rows(
+    statement: &[u8],
+    from: usize,
+    row: &mut Row,
+    mut on_row: impl FnMut(&Row, usize) -> Result<(), ImportError>,
+) -> Result<(), InsertError> {
+    let mut p = Parser {
+        s: statement,
+        pos: from,
+    };
     loop {
         p.expect(b'(')?;
-        let mut row = Vec::new();
+        let start = p.pos - 1;
+        row.clear();
         if p.peek() == Some(b')') {
             p.pos += 1;
         } else {
             loop {
-                row.push(p.literal()?);
+                p.literal(row)?;
                 match p.peek() {
                     Some(b',') => p.pos += 1,
                     Some(b')') => {
                         p.pos += 1;
                         break;
                     }
-                    _ => return p.fail("`,` or `)` after a value"),
+                    _ => return Err(p.why("`,` or `)` after a value").into()),
                 }
             }
         }
-        rows.push(row);
+        on_row(row, start).map_err(InsertError::Sink)?;
         match p.peek() {
             Some(b',') => p.pos += 1,
-            None | Some(b';') => break,
+            None | Some(b';') => return Ok(()),
             _ => {
-                if p.keyword("ON") {
-                    return p.fail("no ON DUPLICATE KEY clause (not supported in dump files)");
-                }
-                return p.fail("`,` between rows or the end of the statement");
+                let why = if p.keyword("ON") {
+                    "no ON DUPLICATE KEY clause (not supported in dump files)"
+                } else {
+                    "`,` between rows or the end of the statement"
+                };
+                return Err(p.why(why).into());
             }
         }
     }
-    Ok(Some(Insert {
-        database,
-        table,
-        columns,
-        rows,
-    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Insert {
-        parse_insert(s.as_bytes()).unwrap().unwrap()
+    type Cells = Vec<(CellKind, Vec<u8>)>;
+    type Parsed = Option<(InsertHead, Vec<Cells>)>;
+
+    fn parse(s: &[u8]) -> Result<Parsed, (usize, String)> {
+        let mut rows = Vec::new();
+        let head = parse_insert(s, &mut Row::default(), |_, row, _| {
+            rows.push(row.iter().map(|(k, v)| (k, v.to_vec())).collect());
+            Ok(())
+        });
+        match head {
+            Ok(head) => Ok(head.map(|h| (h, rows))),
+            Err(InsertError::Syntax(offset, why)) => Err((offset, why)),
+            Err(InsertError::Sink(e)) => panic!("{e}"),
+        }
     }
 
     #[test]
     fn every_literal_kind() {
-        let i = parse(
-            "INSERT INTO `db`.`t``x` (`a`,b) VALUES (1,-2.5e-3,'it\\'s ''q'' \\\\ \\0\\n\\Z\\%',\"dq\",NULL,0xABCD,X'0F',b'101',0b11,_binary 'raw',_utf8mb4'u',TRUE,'a' 'b',CONVERT('c' USING utf8mb4)),()",
-        );
-        assert_eq!(i.database.as_deref(), Some("db"));
-        assert_eq!(i.table, "t`x");
-        assert_eq!(i.columns, Some(vec!["a".to_owned(), "b".to_owned()]));
-        assert_eq!(
-            i.rows[0],
-            vec![
-                Cell::Bare(b"1".to_vec()),
-                Cell::Bare(b"-2.5e-3".to_vec()),
-                Cell::Text(b"it's 'q' \\ \0\n\x1a\\%".to_vec()),
-                Cell::Text(b"dq".to_vec()),
-                Cell::Null,
-                Cell::Bytes(vec![0xAB, 0xCD]),
-                Cell::Bytes(vec![0x0F]),
-                Cell::Bytes(vec![5]),
-                Cell::Bytes(vec![3]),
-                Cell::Bytes(b"raw".to_vec()),
-                Cell::Text(b"u".to_vec()),
-                Cell::Bare(b"TRUE".to_vec()),
-                Cell::Text(b"ab".to_vec()),
-                Cell::Text(b"c".to_vec()),
-            ]
-        );
-        assert!(i.rows[1].is_empty());
+        let (head, rows) = parse(
+            b"INSERT INTO `db`.`t``x` (`a`,b) VALUES (1,-2.5e-3,'it\\'s ''q'' \\\\ \\0\\n\\Z\\%',\"dq\",NULL,0xABCD,X'0F',b'101',0b11,_binary 'raw',_utf8mb4'u',TRUE,'a' 'b',CONVERT('c' USING utf8mb4),x'ABC',b'100000001'),()",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.database.as_deref(), Some("db"));
+        assert_eq!(head.table, "t`x");
+        assert_eq!(head.columns, Some(vec!["a".to_owned(), "b".to_owned()]));
+        use CellKind::*;
+        let expected: Cells = vec![
+            (Bare, b"1".to_vec()),
+            (Bare, b"-2.5e-3".to_vec()),
+            (Text, b"it's 'q' \\ \0\n\x1a\\%".to_vec()),
+            (Text, b"dq".to_vec()),
+            (Null, vec![]),
+            (Bytes, vec![0xAB, 0xCD]),
+            (Bytes, vec![0x0F]),
+            (Bytes, vec![5]),
+            (Bytes, vec![3]),
+            (Bytes, b"raw".to_vec()),
+            (Text, b"u".to_vec()),
+            (Bare, b"TRUE".to_vec()),
+            (Text, b"ab".to_vec()),
+            (Text, b"c".to_vec()),
+            (Bytes, vec![0x0A, 0xBC]),
+            (Bytes, vec![1, 1]),
+        ];
+        assert_eq!(rows[0], expected);
+        assert!(rows[1].is_empty());
     }
 
     #[test]
     fn other_statements_are_not_inserts() {
-        assert_eq!(parse_insert(b"SET NAMES utf8mb4").unwrap(), None);
-        assert_eq!(parse_insert(b"CREATE TABLE t (a int)").unwrap(), None);
+        assert_eq!(parse(b"SET NAMES utf8mb4").unwrap(), None);
+        assert_eq!(parse(b"CREATE TABLE t (a int)").unwrap(), None);
     }
 
     #[test]
     fn expressions_are_refused_with_an_offset() {
-        let (offset, why) = parse_insert(b"INSERT INTO t VALUES (1, NOW())").unwrap_err();
+        let (offset, why) = parse(b"INSERT INTO t VALUES (1, NOW())").unwrap_err();
         assert_eq!(offset, 25);
         assert!(why.contains("literal"), "{why}");
-        assert!(parse_insert(b"INSERT INTO t VALUES (1, 'open").is_err());
-        assert!(parse_insert(b"INSERT INTO t VALUES (1) (2)").is_err());
+        assert!(parse(b"INSERT INTO t VALUES (1, 'open").is_err());
+        assert!(parse(b"INSERT INTO t VALUES (1) (2)").is_err());
+        assert!(parse(b"INSERT INTO t VALUES (X'0G')").is_err());
     }
 }

@@ -23,7 +23,7 @@ use crate::ImportError;
 use crate::config::OnDuplicate;
 use crate::load::LoadSpec;
 use crate::load::{BATCH_BYTES, BatchSink};
-use crate::plan::{MappingCache, RowPlan};
+use crate::plan::{Canon, MappingCache, RowPlan};
 use crate::read::read_file;
 use crate::run::Produced;
 use crate::sent::SentFingerprint;
@@ -66,6 +66,7 @@ pub(crate) fn produce_in_order(
     let mut pending_key = Vec::with_capacity(64);
     let mut pending_origin = (0usize, 0u64);
     let mut examples = Vec::new();
+    let mut canon = Canon::default();
     for (index, file) in table_files.iter().enumerate() {
         let Some(bytes) = data.blocking_recv() else {
             return Err(ImportError::Worker("the file reader stopped".into()));
@@ -73,52 +74,54 @@ pub(crate) fn produce_in_order(
         let bytes = bytes?;
         let mut mapping = MappingCache::default();
         let mut ordinal = 0u64;
-        let result = read_file(bytes, file, dialect, |columns, cells, line| {
+        let result = read_file(bytes, file, dialect, |columns, row, line| {
             if out.out_of_order.is_some() || examples.len() >= 5 {
                 return Ok(());
             }
             let at = || format!("{}:{line}", file.name);
             let map = mapping.get(plan, columns, &at)?;
             ordinal += 1;
-            let canon = plan.canonical(cells, map, &at)?;
-            key.clear();
-            plan.key_into(&mut key, &canon, index as u32, ordinal);
-            let order = match batch.pending_at {
-                None => Ordering::Greater,
-                Some(_) => key.as_slice().cmp(&pending_key),
-            };
-            match order {
-                Ordering::Less => {
-                    out.out_of_order = Some(at());
-                    return Ok(());
-                }
-                Ordering::Equal => {
-                    out.dropped += 1;
-                    match policy {
-                        OnDuplicate::Error => examples.push(format!(
-                            "{} at {}:{} and {}",
-                            plan.key_text(&canon),
-                            table_files[pending_origin.0].name,
-                            pending_origin.1,
-                            at()
-                        )),
-                        OnDuplicate::Replace => {
-                            batch.replace_pending(spec, &canon);
-                            pending_origin = (index, line);
-                        }
-                        OnDuplicate::Ignore => {}
+            plan.canonical_into(row, map, &at, &mut canon)?;
+            canon.with_cells(|canon| {
+                key.clear();
+                plan.key_into(&mut key, canon, index as u32, ordinal);
+                let order = match batch.pending_at {
+                    None => Ordering::Greater,
+                    Some(_) => key.as_slice().cmp(&pending_key),
+                };
+                match order {
+                    Ordering::Less => {
+                        out.out_of_order = Some(at());
+                        return Ok(());
                     }
-                    return Ok(());
+                    Ordering::Equal => {
+                        out.dropped += 1;
+                        match policy {
+                            OnDuplicate::Error => examples.push(format!(
+                                "{} at {}:{} and {}",
+                                plan.key_text(canon),
+                                table_files[pending_origin.0].name,
+                                pending_origin.1,
+                                at()
+                            )),
+                            OnDuplicate::Replace => {
+                                batch.replace_pending(spec, canon);
+                                pending_origin = (index, line);
+                            }
+                            OnDuplicate::Ignore => {}
+                        }
+                        return Ok(());
+                    }
+                    Ordering::Greater => {}
                 }
-                Ordering::Greater => {}
-            }
-            if batch.pending_at.is_some() {
-                out.rows += 1;
-            }
-            batch.push_pending(spec, &canon)?;
-            std::mem::swap(&mut key, &mut pending_key);
-            pending_origin = (index, line);
-            Ok(())
+                if batch.pending_at.is_some() {
+                    out.rows += 1;
+                }
+                batch.push_pending(spec, canon)?;
+                std::mem::swap(&mut key, &mut pending_key);
+                pending_origin = (index, line);
+                Ok(())
+            })
         });
         result?;
         if out.out_of_order.is_some() {
@@ -155,11 +158,10 @@ struct Batch {
 }
 
 impl Batch {
-    fn encode(&mut self, spec: &LoadSpec, canon: &[Option<Vec<u8>>]) {
-        let cells: Vec<Option<&[u8]>> = canon.iter().map(|c| c.as_deref()).collect();
-        spec.encode_row(&mut self.buf, &cells);
+    fn encode(&mut self, spec: &LoadSpec, cells: &[Option<&[u8]>]) {
+        spec.encode_row(&mut self.buf, cells);
         if let Some(s) = &mut self.sent {
-            s.add(&cells);
+            s.add(cells);
         }
     }
 
@@ -168,7 +170,7 @@ impl Batch {
     fn push_pending(
         &mut self,
         spec: &LoadSpec,
-        canon: &[Option<Vec<u8>>],
+        canon: &[Option<&[u8]>],
     ) -> Result<(), ImportError> {
         if self.pending_at.is_some() {
             self.rows += 1;
@@ -184,7 +186,7 @@ impl Batch {
     }
 
     /// A later duplicate takes the pending row's place (`--on-duplicate replace`).
-    fn replace_pending(&mut self, spec: &LoadSpec, canon: &[Option<Vec<u8>>]) {
+    fn replace_pending(&mut self, spec: &LoadSpec, canon: &[Option<&[u8]>]) {
         if let Some(at) = self.pending_at {
             self.buf.truncate(at);
             self.encode(spec, canon);

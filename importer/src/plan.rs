@@ -8,7 +8,7 @@ use sluice_core::layout::FingerprintVersion;
 use sluice_core::{ColumnInfo, ColumnKind, TableInfo};
 
 use crate::ImportError;
-use crate::cell::Cell;
+use crate::cell::{Row, load_into};
 use crate::kv::{encode_key_cell, encode_value};
 use crate::sort::Kv;
 
@@ -119,41 +119,38 @@ impl RowPlan {
         }
     }
 
-    /// One row's cells in canonical order, as the loader sends them (`None` for NULL).
-    /// `at` names the row's place for an error.
-    pub fn canonical(
+    /// Puts one row's cells into `out` in canonical order, as the loader sends them (`None`
+    /// for NULL). `at` names the row's place for an error.
+    pub fn canonical_into(
         &self,
-        cells: Vec<Cell>,
+        row: &Row,
         mapping: &[usize],
         at: &dyn Fn() -> String,
-    ) -> Result<Vec<Option<Vec<u8>>>, ImportError> {
-        if cells.len() != mapping.len() {
+        out: &mut Canon,
+    ) -> Result<(), ImportError> {
+        if row.len() != mapping.len() {
             return Err(ImportError::Input(format!(
                 "{}: {} values for {} columns",
                 at(),
-                cells.len(),
+                row.len(),
                 mapping.len()
             )));
         }
-        let identity = mapping.iter().enumerate().all(|(i, &to)| i == to);
-        Ok(if identity {
-            cells
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| c.into_load(self.columns[i].kind))
-                .collect()
-        } else {
-            let mut canon = vec![None; self.columns.len()];
-            for (cell, &to) in cells.into_iter().zip(mapping) {
-                canon[to] = cell.into_load(self.columns[to].kind);
+        out.bytes.clear();
+        out.cells.clear();
+        out.cells.resize(self.columns.len(), None);
+        for ((kind, bytes), &to) in row.iter().zip(mapping) {
+            let start = out.bytes.len();
+            if load_into(kind, bytes, self.columns[to].kind, &mut out.bytes) {
+                out.cells[to] = Some((start, out.bytes.len()));
             }
-            canon
-        })
+        }
+        Ok(())
     }
 
     /// Appends a row's sort key: the memcomparable primary key, or for a keyless table a
     /// generated row id (`file`, then `ordinal` in the file), so that file order is load order.
-    pub fn key_into(&self, key: &mut Vec<u8>, canon: &[Option<Vec<u8>>], file: u32, ordinal: u64) {
+    pub fn key_into(&self, key: &mut Vec<u8>, canon: &[Option<&[u8]>], file: u32, ordinal: u64) {
         if self.key.is_empty() {
             key.extend_from_slice(&file.to_be_bytes());
             key.extend_from_slice(&ordinal.to_be_bytes());
@@ -166,12 +163,7 @@ impl RowPlan {
             } else {
                 c.kind
             };
-            encode_key_cell(
-                key,
-                kind,
-                c.unsigned || c.kind == ColumnKind::Bit,
-                canon[k].as_deref(),
-            );
+            encode_key_cell(key, kind, c.unsigned || c.kind == ColumnKind::Bit, canon[k]);
         }
     }
 
@@ -195,24 +187,53 @@ impl RowPlan {
     /// One row as a key/value pair. `ordinal` numbers rows of keyless tables in file order.
     pub fn pair(
         &self,
-        cells: Vec<Cell>,
+        row: &Row,
         mapping: &[usize],
         file: u32,
         line: u64,
         ordinal: u64,
         at: &dyn Fn() -> String,
     ) -> Result<Kv, ImportError> {
-        let canon = self.canonical(cells, mapping, at)?;
-        let mut key = Vec::with_capacity(24);
-        self.key_into(&mut key, &canon, file, ordinal);
-        let mut value = Vec::with_capacity(
-            canon
-                .iter()
-                .map(|c| c.as_ref().map_or(1, |v| v.len() + 5))
-                .sum::<usize>()
-                + 12,
-        );
-        encode_value(&mut value, canon.iter().map(|c| c.as_deref()), file, line);
-        Ok((key, value))
+        let mut canon = Canon::default();
+        self.canonical_into(row, mapping, at, &mut canon)?;
+        canon.with_cells(|cells| {
+            let mut key = Vec::with_capacity(24);
+            self.key_into(&mut key, cells, file, ordinal);
+            let mut value = Vec::with_capacity(
+                cells
+                    .iter()
+                    .map(|c| c.map_or(1, |v| v.len() + 5))
+                    .sum::<usize>()
+                    + 12,
+            );
+            encode_value(&mut value, cells.iter().copied(), file, line);
+            Ok((key, value))
+        })
+    }
+}
+
+/// One row's cells in a table's canonical order, as the loader sends them, in buffers reused
+/// from row to row.
+#[derive(Debug, Default)]
+pub struct Canon {
+    bytes: Vec<u8>,
+    /// Where each cell's bytes are in `bytes`; `None` for NULL.
+    cells: Vec<Option<(usize, usize)>>,
+}
+
+impl Canon {
+    /// Calls `f` with the cells as slices (on the stack for up to 32 columns).
+    pub fn with_cells<R>(&self, f: impl FnOnce(&[Option<&[u8]>]) -> R) -> R {
+        const ON_STACK: usize = 32;
+        let cell = |c: &Option<(usize, usize)>| c.map(|(a, b)| &self.bytes[a..b]);
+        if self.cells.len() <= ON_STACK {
+            let mut cells: [Option<&[u8]>; ON_STACK] = [None; ON_STACK];
+            for (slot, c) in cells.iter_mut().zip(&self.cells) {
+                *slot = cell(c);
+            }
+            f(&cells[..self.cells.len()])
+        } else {
+            f(&self.cells.iter().map(cell).collect::<Vec<_>>())
+        }
     }
 }

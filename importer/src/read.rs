@@ -1,4 +1,4 @@
-//! Turns one data file (SQL, CSV or Parquet; plain, gzip or zstd) into rows of [`Cell`]s, each
+//! Turns one data file (SQL, CSV or Parquet; plain, gzip or zstd) into [`Row`]s of cells, each
 //! with the line it came from, for the sorter. Errors name the file, line and what was expected.
 
 use std::io::{BufRead, BufReader, Read};
@@ -12,13 +12,13 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice_core::layout::{Compression, CsvDialect, CsvRecordReader, DataFormat, civil_from_days};
 
 use crate::ImportError;
-use crate::cell::Cell;
-use crate::insert::parse_insert;
+use crate::cell::{CellKind, Row};
+use crate::insert::{InsertError, parse_insert};
 use crate::source::DataFile;
 use crate::sql_reader::SqlReader;
 
 /// Receives each row: the file's column list (if it names one), the cells, and the line.
-type RowSink<'a> = dyn FnMut(Option<&[String]>, Vec<Cell>, u64) -> Result<(), ImportError> + 'a;
+type RowSink<'a> = dyn FnMut(Option<&[String]>, &Row, u64) -> Result<(), ImportError> + 'a;
 
 /// What reading a file learned besides its rows.
 #[derive(Debug, Default, Clone)]
@@ -53,11 +53,19 @@ pub fn read_file(
     data: Bytes,
     file: &DataFile,
     dialect: &CsvDialect,
-    mut on_row: impl FnMut(Option<&[String]>, Vec<Cell>, u64) -> Result<(), ImportError>,
+    mut on_row: impl FnMut(Option<&[String]>, &Row, u64) -> Result<(), ImportError>,
 ) -> Result<FileFacts, ImportError> {
     match file.format {
+        DataFormat::Sql if file.compression == Compression::None => read_sql(
+            SqlReader::whole(data, file.name.as_str()),
+            &file.name,
+            &mut on_row,
+        ),
         DataFormat::Sql => read_sql(
-            decompress(data, file.compression, &file.name)?,
+            SqlReader::new(
+                decompress(data, file.compression, &file.name)?,
+                file.name.as_str(),
+            ),
             &file.name,
             &mut on_row,
         ),
@@ -71,15 +79,14 @@ pub fn read_file(
     }
 }
 
-fn read_sql(
-    input: Box<dyn BufRead + Send>,
+fn read_sql<R: BufRead>(
+    mut reader: SqlReader<R>,
     name: &str,
     on_row: &mut RowSink<'_>,
 ) -> Result<FileFacts, ImportError> {
-    let mut reader = SqlReader::new(input, name);
     let mut facts = FileFacts::default();
-    while let Some(statement) = reader.next_statement()? {
-        let text = &statement.text;
+    let mut row = Row::default();
+    while let Some((text, statement_line)) = reader.next()? {
         if text.len() > 9 && text[..9].eq_ignore_ascii_case(b"SET NAMES") {
             let charset = String::from_utf8_lossy(&text[9..])
                 .trim()
@@ -88,35 +95,39 @@ fn read_sql(
             facts.charset = Some(charset.split_whitespace().next().unwrap_or("").to_owned());
             continue;
         }
-        let insert = parse_insert(text).map_err(|(offset, why)| {
-            let line = statement.line
-                + text[..offset.min(text.len())]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count() as u64;
-            ImportError::Input(format!(
-                "{name}:{line}: byte {offset} of the statement: {why}"
-            ))
-        })?;
-        let Some(insert) = insert else { continue };
-        if facts.columns.is_none() {
-            facts.columns = insert.columns.clone();
-        } else if insert.columns.is_some() && insert.columns != facts.columns {
-            return Err(ImportError::Input(format!(
-                "{name}:{}: the INSERT names other columns than the one before",
-                statement.line
-            )));
-        }
-        // Sluice writes one row per line after the INSERT line; other dumps put all on one.
-        let multiline = text.iter().filter(|&&b| b == b'\n').count() >= insert.rows.len();
-        for (i, row) in insert.rows.into_iter().enumerate() {
-            let line = if multiline {
-                statement.line + 1 + i as u64
-            } else {
-                statement.line
-            };
+        // A row's line: the statement's, plus the line breaks before the row (Sluice writes a
+        // row per line, other dumps all rows on one).
+        let (mut line, mut counted) = (statement_line, 0);
+        let line_at = |offset: usize, line: &mut u64, counted: &mut usize| {
+            *line += memchr::memchr_iter(b'\n', &text[*counted..offset]).count() as u64;
+            *counted = offset;
+            *line
+        };
+        let mut columns_checked = false;
+        let parsed = parse_insert(text, &mut row, |head, row, offset| {
+            let at = line_at(offset, &mut line, &mut counted);
+            if !columns_checked {
+                columns_checked = true;
+                if facts.columns.is_none() {
+                    facts.columns = head.columns.clone();
+                } else if head.columns.is_some() && head.columns != facts.columns {
+                    return Err(ImportError::Input(format!(
+                        "{name}:{statement_line}: the INSERT names other columns than the one before"
+                    )));
+                }
+            }
             facts.rows += 1;
-            on_row(insert.columns.as_deref(), row, line)?;
+            on_row(head.columns.as_deref(), row, at)
+        });
+        match parsed {
+            Ok(_) => {}
+            Err(InsertError::Sink(e)) => return Err(e),
+            Err(InsertError::Syntax(offset, why)) => {
+                let line = line_at(offset.min(text.len()), &mut line, &mut counted);
+                return Err(ImportError::Input(format!(
+                    "{name}:{line}: byte {offset} of the statement: {why}"
+                )));
+            }
         }
     }
     Ok(facts)
@@ -131,6 +142,7 @@ fn read_csv(
     let mut reader = CsvRecordReader::new(input, dialect.clone(), name);
     let mut facts = FileFacts::default();
     let mut first = true;
+    let mut row = Row::default();
     loop {
         let line = reader.line();
         let Some(record) = reader.next_record()? else {
@@ -147,12 +159,15 @@ fn read_csv(
             continue;
         }
         first = false;
-        let cells = record
-            .into_iter()
-            .map(|c| c.map(Cell::Field).unwrap_or(Cell::Null))
-            .collect();
+        row.clear();
+        for cell in &record {
+            match cell {
+                Some(v) => row.push(CellKind::Field, v),
+                None => row.push(CellKind::Null, b""),
+            }
+        }
         facts.rows += 1;
-        on_row(facts.columns.as_deref(), cells, line)?;
+        on_row(facts.columns.as_deref(), &row, line)?;
     }
     Ok(facts)
 }
@@ -175,67 +190,85 @@ fn read_parquet(
         columns: Some(columns),
         ..FileFacts::default()
     };
+    let mut row = Row::default();
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| ImportError::Input(format!("{name}: {e}")))?;
-        for row in 0..batch.num_rows() {
-            let cells = batch
-                .columns()
-                .iter()
-                .map(|col| arrow_cell(col.as_ref(), row))
-                .collect::<Result<Vec<Cell>, String>>()
-                .map_err(|e| ImportError::Input(format!("{name}: row {}: {e}", facts.rows + 1)))?;
+        for index in 0..batch.num_rows() {
+            row.clear();
+            for col in batch.columns() {
+                arrow_cell(col.as_ref(), index, &mut row).map_err(|e| {
+                    ImportError::Input(format!("{name}: row {}: {e}", facts.rows + 1))
+                })?;
+            }
             facts.rows += 1;
-            on_row(facts.columns.as_deref(), cells, facts.rows)?;
+            on_row(facts.columns.as_deref(), &row, facts.rows)?;
         }
     }
     Ok(facts)
 }
 
-/// One Arrow cell as the text MySQL would print (the inverse of the dumper's mapping).
-fn arrow_cell(array: &dyn Array, row: usize) -> Result<Cell, String> {
+/// Adds one Arrow cell to `out` as the text MySQL would print (the inverse of the dumper's
+/// mapping).
+fn arrow_cell(array: &dyn Array, row: usize, out: &mut Row) -> Result<(), String> {
     if array.is_null(row) {
-        return Ok(Cell::Null);
+        out.push(CellKind::Null, b"");
+        return Ok(());
     }
     // Numbers are bare literals (a BIT column reads them as numbers), the rest text.
-    let text = |s: String| Ok(Cell::Text(s.into_bytes()));
-    let number = |s: String| Ok(Cell::Bare(s.into_bytes()));
-    match array.data_type() {
-        DataType::Int8 => number(array.as_primitive::<Int8Type>().value(row).to_string()),
-        DataType::Int16 => number(array.as_primitive::<Int16Type>().value(row).to_string()),
-        DataType::Int32 => number(array.as_primitive::<Int32Type>().value(row).to_string()),
-        DataType::Int64 => number(array.as_primitive::<Int64Type>().value(row).to_string()),
-        DataType::UInt8 => number(array.as_primitive::<UInt8Type>().value(row).to_string()),
-        DataType::UInt16 => number(array.as_primitive::<UInt16Type>().value(row).to_string()),
-        DataType::UInt32 => number(array.as_primitive::<UInt32Type>().value(row).to_string()),
-        DataType::UInt64 => number(array.as_primitive::<UInt64Type>().value(row).to_string()),
-        DataType::Float32 => number(array.as_primitive::<Float32Type>().value(row).to_string()),
-        DataType::Float64 => number(array.as_primitive::<Float64Type>().value(row).to_string()),
-        DataType::Decimal128(_, scale) => {
-            let v = array.as_primitive::<Decimal128Type>().value(row);
-            number(decimal_text(v, *scale))
+    let (kind, bytes): (CellKind, std::borrow::Cow<'_, [u8]>) = {
+        let text = |s: String| (CellKind::Text, s.into_bytes().into());
+        let number = |s: String| (CellKind::Bare, s.into_bytes().into());
+        match array.data_type() {
+            DataType::Int8 => number(array.as_primitive::<Int8Type>().value(row).to_string()),
+            DataType::Int16 => number(array.as_primitive::<Int16Type>().value(row).to_string()),
+            DataType::Int32 => number(array.as_primitive::<Int32Type>().value(row).to_string()),
+            DataType::Int64 => number(array.as_primitive::<Int64Type>().value(row).to_string()),
+            DataType::UInt8 => number(array.as_primitive::<UInt8Type>().value(row).to_string()),
+            DataType::UInt16 => number(array.as_primitive::<UInt16Type>().value(row).to_string()),
+            DataType::UInt32 => number(array.as_primitive::<UInt32Type>().value(row).to_string()),
+            DataType::UInt64 => number(array.as_primitive::<UInt64Type>().value(row).to_string()),
+            DataType::Float32 => number(array.as_primitive::<Float32Type>().value(row).to_string()),
+            DataType::Float64 => number(array.as_primitive::<Float64Type>().value(row).to_string()),
+            DataType::Decimal128(_, scale) => {
+                let v = array.as_primitive::<Decimal128Type>().value(row);
+                number(decimal_text(v, *scale))
+            }
+            DataType::Date32 => text(date_text(i64::from(
+                array.as_primitive::<Date32Type>().value(row),
+            ))),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                let us = array.as_primitive::<TimestampMicrosecondType>().value(row);
+                let (days, rest) = (us.div_euclid(86_400_000_000), us.rem_euclid(86_400_000_000));
+                text(format!("{} {}", date_text(days), time_text(rest)))
+            }
+            DataType::Duration(TimeUnit::Microsecond) => text(time_text(
+                array.as_primitive::<DurationMicrosecondType>().value(row),
+            )),
+            DataType::Utf8 => (
+                CellKind::Text,
+                array.as_string::<i32>().value(row).as_bytes().into(),
+            ),
+            DataType::LargeUtf8 => (
+                CellKind::Text,
+                array.as_string::<i64>().value(row).as_bytes().into(),
+            ),
+            DataType::Binary => (CellKind::Bytes, array.as_binary::<i32>().value(row).into()),
+            DataType::LargeBinary => (CellKind::Bytes, array.as_binary::<i64>().value(row).into()),
+            DataType::Boolean => (
+                CellKind::Text,
+                if array.as_boolean().value(row) {
+                    b"1"
+                } else {
+                    b"0"
+                }
+                .as_slice()
+                .into(),
+            ),
+            other => return Err(format!("Arrow type {other} is not supported")),
         }
-        DataType::Date32 => text(date_text(i64::from(
-            array.as_primitive::<Date32Type>().value(row),
-        ))),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            let us = array.as_primitive::<TimestampMicrosecondType>().value(row);
-            let (days, rest) = (us.div_euclid(86_400_000_000), us.rem_euclid(86_400_000_000));
-            text(format!("{} {}", date_text(days), time_text(rest)))
-        }
-        DataType::Duration(TimeUnit::Microsecond) => text(time_text(
-            array.as_primitive::<DurationMicrosecondType>().value(row),
-        )),
-        DataType::Utf8 => text(array.as_string::<i32>().value(row).to_owned()),
-        DataType::LargeUtf8 => text(array.as_string::<i64>().value(row).to_owned()),
-        DataType::Binary => Ok(Cell::Bytes(array.as_binary::<i32>().value(row).to_vec())),
-        DataType::LargeBinary => Ok(Cell::Bytes(array.as_binary::<i64>().value(row).to_vec())),
-        DataType::Boolean => text(if array.as_boolean().value(row) {
-            "1".into()
-        } else {
-            "0".into()
-        }),
-        other => Err(format!("Arrow type {other} is not supported")),
-    }
+    };
+    out.push(kind, &bytes);
+    Ok(())
 }
 
 fn decimal_text(v: i128, scale: i8) -> String {

@@ -506,11 +506,11 @@ async fn import_sorted(
                     let mut pairs: Vec<Kv> = Vec::new();
                     let mut mapping = MappingCache::default();
                     let mut ordinal = 0u64;
-                    read_file(data, &file, &dialect, |columns, cells, line| {
+                    read_file(data, &file, &dialect, |columns, row, line| {
                         let at = || format!("{}:{line}", file.name);
                         let map = mapping.get(&plan, columns, &at)?;
                         ordinal += 1;
-                        pairs.push(plan.pair(cells, map, index as u32, line, ordinal, &at)?);
+                        pairs.push(plan.pair(row, map, index as u32, line, ordinal, &at)?);
                         if pairs.len() >= 65_536 {
                             let batch = std::mem::take(&mut pairs);
                             sorter

@@ -18,8 +18,9 @@ use mysql_async::prelude::Queryable;
 use sluice_core::ddl::route_statement;
 use sluice_core::{Storage, TableName, quote_ident};
 
+use crate::cell::Row;
 use crate::config::ImportConfig;
-use crate::insert::parse_insert;
+use crate::insert::{InsertError, insert_head, insert_rows};
 use crate::plan::RowPlan;
 use crate::read::decompress;
 use crate::run::{ImportSummary, load_sorted};
@@ -203,7 +204,7 @@ impl Script<'_> {
         file: u32,
         line: u64,
     ) -> Result<(), ImportError> {
-        let insert = parse_insert(text)
+        let (insert, values) = insert_head(text)
             .map_err(|(offset, why)| {
                 ImportError::Input(format!("{where_}: byte {offset} of the statement: {why}"))
             })?
@@ -246,12 +247,22 @@ impl Script<'_> {
             return Ok(());
         };
         let mapping = c.plan.mapping(insert.columns.as_deref(), where_)?;
-        for row in insert.rows {
+        let rows = insert_rows(text, values, &mut Row::default(), |row, _| {
             c.ordinal += 1;
             c.pending.push(
                 c.plan
                     .pair(row, &mapping, file, line, c.ordinal, &|| where_.to_owned())?,
             );
+            Ok(())
+        });
+        match rows {
+            Ok(()) => {}
+            Err(InsertError::Sink(e)) => return Err(e),
+            Err(InsertError::Syntax(offset, why)) => {
+                return Err(ImportError::Input(format!(
+                    "{where_}: byte {offset} of the statement: {why}"
+                )));
+            }
         }
         if c.pending.len() >= 65_536 {
             let batch = std::mem::take(&mut c.pending);

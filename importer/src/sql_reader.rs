@@ -2,11 +2,17 @@
 //! comments, `/*!40101 … */` conditional comments (their content is kept: it is the SQL a
 //! MySQL server would run) and the `DELIMITER` client command of mysqldump files.
 //!
-//! Statements are read one at a time, so memory follows the largest statement (bounded by the
-//! dump's max_allowed_packet), never the file.
+//! The input is read in large blocks into one window. A statement is first only delimited:
+//! code bytes are looked at one by one, but the inside of a quoted string is skipped with a
+//! vectorised search for its quote or a backslash, which is where a dump's bytes are. A
+//! statement without comments inside (every data statement of a dump) is then handed out as
+//! a slice of the window, never copied; only one with comments is rebuilt without them.
+//! Memory follows the largest statement (bounded by the dump's max_allowed_packet), never the
+//! file.
 
 use std::io::BufRead;
 
+use bytes::Bytes;
 use sluice_core::CoreError;
 
 /// One statement and the line it starts on.
@@ -16,21 +22,42 @@ pub struct Statement {
     pub line: u64,
 }
 
+/// Bytes read from the input at a time.
+const BLOCK: usize = 1 << 20;
+/// Bytes kept ahead of the scan, so that `--`, `/*!`, `*/` and a delimiter are seen whole.
+const LOOKAHEAD: usize = 32;
+
 pub struct SqlReader<R> {
     input: R,
     name: String,
+    eof: bool,
     delimiter: Vec<u8>,
-    /// The current line and how far it has been scanned.
-    pending: Vec<u8>,
-    pos: usize,
-    /// 1-based number of the line in `pending`.
-    pending_line: u64,
-    state: State,
-    conditional_depth: u32,
-    escaped: bool,
-    /// The statement being collected, and the line it started on.
-    text: Vec<u8>,
-    start_line: u64,
+    /// The window: bytes read and not yet handed out.
+    buf: Window,
+    /// Where the statement being delimited starts in `buf` (after the previous delimiter).
+    start: usize,
+    /// 1-based line of `buf[counted]`.
+    line: u64,
+    counted: usize,
+    /// The text of the last statement that had comments inside, rebuilt without them.
+    stripped: Vec<u8>,
+}
+
+/// The bytes being split: the whole input when it was in memory already (an uncompressed
+/// file), so that nothing is copied, or a window of what was read from a stream.
+enum Window {
+    Whole(Bytes),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Window {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Window::Whole(b) => b,
+            Window::Read(v) => v,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -41,20 +68,42 @@ enum State {
     BlockComment,
 }
 
+/// Where the scan of one statement stands.
+struct Scan {
+    state: State,
+    escaped: bool,
+    conditional_depth: u32,
+    /// The first byte of code (not whitespace, not a comment): where the text starts.
+    first_code: Option<usize>,
+    /// A comment or conditional marker the text must lose lies after `first_code`.
+    has_comments: bool,
+    /// Nothing but whitespace since the last line break (for `DELIMITER`).
+    line_blank: bool,
+}
+
+impl SqlReader<std::io::Empty> {
+    /// Splits `data`, all of which is in memory: statements are slices of it.
+    pub fn whole(data: Bytes, name: impl Into<String>) -> Self {
+        SqlReader {
+            eof: true,
+            buf: Window::Whole(data),
+            ..SqlReader::new(std::io::empty(), name)
+        }
+    }
+}
+
 impl<R: BufRead> SqlReader<R> {
     pub fn new(input: R, name: impl Into<String>) -> Self {
         SqlReader {
             input,
             name: name.into(),
+            eof: false,
             delimiter: b";".to_vec(),
-            pending: Vec::new(),
-            pos: 0,
-            pending_line: 0,
-            state: State::Code,
-            conditional_depth: 0,
-            escaped: false,
-            text: Vec::new(),
-            start_line: 1,
+            buf: Window::Read(Vec::with_capacity(BLOCK + LOOKAHEAD)),
+            start: 0,
+            line: 1,
+            counted: 0,
+            stripped: Vec::new(),
         }
     }
 
@@ -62,164 +111,281 @@ impl<R: BufRead> SqlReader<R> {
         CoreError::invalid("SQL", format!("{}:{line}", self.name), reason)
     }
 
-    /// Reads the next line into `pending`; false at the end of the input.
-    fn next_line(&mut self) -> Result<bool, CoreError> {
-        self.pending.clear();
-        self.pos = 0;
-        let n = self
-            .input
-            .read_until(b'\n', &mut self.pending)
-            .map_err(|e| CoreError::Io {
-                path: self.name.clone(),
-                action: "read",
-                source: e,
-            })?;
-        self.pending_line += 1;
-        Ok(n > 0)
+    /// Appends up to a block of input to the window; sets `eof` at the end.
+    fn fill(&mut self) -> Result<(), CoreError> {
+        let available = self.input.fill_buf().map_err(|e| CoreError::Io {
+            path: self.name.clone(),
+            action: "read",
+            source: e,
+        })?;
+        let Window::Read(buf) = &mut self.buf else {
+            self.eof = true;
+            return Ok(());
+        };
+        if available.is_empty() {
+            self.eof = true;
+            return Ok(());
+        }
+        let n = available.len().min(BLOCK);
+        buf.extend_from_slice(&available[..n]);
+        self.input.consume(n);
+        Ok(())
+    }
+
+    /// The line of `buf[at]` (`at` never goes backwards).
+    fn line_of(&mut self, at: usize) -> u64 {
+        self.line += memchr::memchr_iter(b'\n', &self.buf[self.counted..at]).count() as u64;
+        self.counted = at;
+        self.line
+    }
+
+    /// Drops the bytes already handed out, so the window holds only the current statement.
+    fn compact(&mut self) {
+        if self.start >= BLOCK && self.start * 2 >= self.buf.len() {
+            self.line_of(self.start);
+            let Window::Read(buf) = &mut self.buf else {
+                return;
+            };
+            buf.drain(..self.start);
+            self.counted -= self.start;
+            self.start = 0;
+        }
     }
 
     /// The next statement, without its delimiter and with comments removed.
     pub fn next_statement(&mut self) -> Result<Option<Statement>, CoreError> {
-        loop {
-            if self.pos >= self.pending.len() {
-                if !self.next_line()? {
-                    return match self.state {
-                        State::Quote(q) => Err(self.error(
-                            self.start_line,
-                            &format!("the file ends inside a {} quote", q as char),
-                        )),
-                        State::BlockComment => {
-                            Err(self.error(self.start_line, "the file ends inside a /* comment"))
-                        }
-                        _ if self.text.iter().all(u8::is_ascii_whitespace) => Ok(None),
-                        _ => Ok(Some(Statement {
-                            text: trim(std::mem::take(&mut self.text)),
-                            line: self.start_line,
-                        })),
-                    };
-                }
-                if self.state == State::Code
-                    && self.text.iter().all(u8::is_ascii_whitespace)
-                    && starts_with_ci(trim_start(&self.pending), b"DELIMITER ")
-                {
-                    let line = trim(trim_start(&self.pending)[10..].to_vec());
-                    self.delimiter = line;
-                    self.pos = self.pending.len();
-                    continue;
-                }
-            }
-            if let Some(statement) = self.scan()? {
-                return Ok(Some(statement));
-            }
-        }
+        Ok(self.next()?.map(|(text, line)| Statement {
+            text: text.to_vec(),
+            line,
+        }))
     }
 
-    /// Scans the rest of the current line; returns a statement if its delimiter is reached.
-    fn scan(&mut self) -> Result<Option<Statement>, CoreError> {
-        let line = std::mem::take(&mut self.pending);
-        let mut i = self.pos;
-        let mut result = None;
-        while i < line.len() {
-            let b = line[i];
-            let next = line.get(i + 1).copied();
-            match self.state {
-                State::Quote(q) if !self.escaped && b != q && b != b'\\' => {
-                    // Inside a string most bytes are plain: copy the run up to the next quote or
-                    // backslash at once.
-                    let run = line[i..]
-                        .iter()
-                        .position(|&c| c == q || c == b'\\')
-                        .unwrap_or(line.len() - i);
-                    self.text.extend_from_slice(&line[i..i + run]);
-                    i += run;
+    /// The next statement's text (borrowed until the next call) and the line it starts on.
+    pub fn next(&mut self) -> Result<Option<(&[u8], u64)>, CoreError> {
+        self.compact();
+        let mut scan = Scan {
+            state: State::Code,
+            escaped: false,
+            conditional_depth: 0,
+            first_code: None,
+            has_comments: false,
+            line_blank: self.start == 0 || self.buf.get(self.start - 1) == Some(&b'\n'),
+        };
+        let mut i = self.start;
+        let end = loop {
+            if !self.eof && self.buf.len().saturating_sub(i) < LOOKAHEAD {
+                self.fill()?;
+                continue;
+            }
+            let Some(&b) = self.buf.get(i) else {
+                // The end of the input.
+                let at = scan.first_code.unwrap_or(i);
+                match scan.state {
+                    State::Quote(q) => {
+                        let line = self.line_of(at);
+                        return Err(self
+                            .error(line, &format!("the file ends inside a {} quote", q as char)));
+                    }
+                    State::BlockComment => {
+                        let line = self.line_of(at);
+                        return Err(self.error(line, "the file ends inside a /* comment"));
+                    }
+                    _ if scan.first_code.is_none() => {
+                        self.start = i;
+                        return Ok(None);
+                    }
+                    _ => break (i, i),
+                }
+            };
+            let next = self.buf.get(i + 1).copied();
+            match scan.state {
+                State::Quote(q) if !scan.escaped => {
+                    match memchr::memchr2(q, b'\\', &self.buf[i..]) {
+                        None => i = self.buf.len(),
+                        Some(run) => {
+                            i += run + 1;
+                            if self.buf[i - 1] == b'\\' && q != b'`' {
+                                scan.escaped = true;
+                            } else if self.buf[i - 1] == q {
+                                scan.state = State::Code;
+                            }
+                        }
+                    }
                     continue;
                 }
-                State::Quote(q) => {
-                    self.text.push(b);
-                    if self.escaped {
-                        self.escaped = false;
-                    } else if b == b'\\' && q != b'`' {
-                        self.escaped = true;
-                    } else if b == q {
-                        self.state = State::Code;
-                    }
-                }
+                State::Quote(_) => scan.escaped = false,
                 State::LineComment => {
-                    if b == b'\n' {
-                        self.state = State::Code;
-                        self.push_code(b'\n');
+                    match memchr::memchr(b'\n', &self.buf[i..]) {
+                        None => i = self.buf.len(),
+                        Some(n) => {
+                            i += n + 1;
+                            scan.state = State::Code;
+                            scan.line_blank = true;
+                        }
                     }
+                    continue;
                 }
                 State::BlockComment => {
                     if b == b'*' && next == Some(b'/') {
-                        self.state = State::Code;
+                        scan.state = State::Code;
                         i += 1;
-                        self.push_code(b' ');
                     }
                 }
                 State::Code => {
-                    if b == b'\'' || b == b'"' || b == b'`' {
-                        self.push_code(b);
-                        self.state = State::Quote(b);
-                    } else if b == b'#'
+                    if b == b'\n' {
+                        scan.line_blank = true;
+                        i += 1;
+                        continue;
+                    }
+                    if b.is_ascii_whitespace() {
+                        i += 1;
+                        continue;
+                    }
+                    let comment = b == b'#'
                         || (b == b'-'
                             && next == Some(b'-')
-                            && line.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()))
-                    {
-                        self.state = State::LineComment;
+                            && self.buf.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()));
+                    let line_start = std::mem::replace(&mut scan.line_blank, false);
+                    if comment {
+                        scan.has_comments |= scan.first_code.is_some();
+                        scan.state = State::LineComment;
                     } else if b == b'/' && next == Some(b'*') {
-                        if line.get(i + 2) == Some(&b'!') {
-                            // Conditional comment: keep the content, drop the marker and version.
-                            let mut j = i + 3;
-                            while line.get(j).is_some_and(|c| c.is_ascii_digit()) {
-                                j += 1;
+                        if self.buf.get(i + 2) == Some(&b'!') {
+                            // Conditional comment: its content is code, its markers are not.
+                            scan.conditional_depth += 1;
+                            scan.has_comments = true;
+                            i += 3;
+                            while self.buf.get(i).is_some_and(u8::is_ascii_digit) {
+                                i += 1;
                             }
-                            self.conditional_depth += 1;
-                            self.push_code(b' ');
-                            i = j;
                             continue;
                         }
-                        self.state = State::BlockComment;
+                        scan.has_comments |= scan.first_code.is_some();
+                        scan.state = State::BlockComment;
                         i += 1;
-                    } else if b == b'*' && next == Some(b'/') && self.conditional_depth > 0 {
-                        self.conditional_depth -= 1;
-                        self.push_code(b' ');
+                    } else if b == b'*' && next == Some(b'/') && scan.conditional_depth > 0 {
+                        scan.conditional_depth -= 1;
                         i += 1;
                     } else if self.delimiter.first() == Some(&b)
-                        && line[i..].starts_with(&self.delimiter)
+                        && self.buf[i..].starts_with(&self.delimiter)
                     {
-                        i += self.delimiter.len();
-                        let text = trim(std::mem::take(&mut self.text));
-                        if !text.is_empty() {
-                            result = Some(Statement {
-                                text,
-                                line: self.start_line,
-                            });
-                            break;
+                        if scan.first_code.is_some() {
+                            break (i, i + self.delimiter.len());
                         }
+                        // An empty statement: go on after it.
+                        i += self.delimiter.len();
+                        self.start = i;
+                        continue;
+                    } else if line_start
+                        && scan.first_code.is_none()
+                        && starts_with_ci(&self.buf[i..], b"DELIMITER ")
+                    {
+                        // The client command: the rest of the line is the new delimiter.
+                        let line_end = loop {
+                            match memchr::memchr(b'\n', &self.buf[i..]) {
+                                Some(n) => break i + n,
+                                None if self.eof => break self.buf.len(),
+                                None => self.fill()?,
+                            }
+                        };
+                        self.delimiter = trim(&self.buf[i + 10..line_end]).to_vec();
+                        i = (line_end + 1).min(self.buf.len());
+                        self.start = i;
+                        scan.line_blank = true;
                         continue;
                     } else {
-                        self.push_code(b);
+                        if scan.first_code.is_none() {
+                            scan.first_code = Some(i);
+                        }
+                        if b == b'\'' || b == b'"' || b == b'`' {
+                            scan.state = State::Quote(b);
+                        }
                     }
                 }
             }
             i += 1;
+        };
+        let (text_end, next_start) = end;
+        let raw_start = self.start;
+        self.start = next_start;
+        let first = scan.first_code.unwrap_or(text_end);
+        let line = self.line_of(first);
+        if !scan.has_comments {
+            return Ok(Some((trim(&self.buf[first..text_end]), line)));
         }
-        self.pending = line;
-        self.pos = i;
-        Ok(result)
+        self.stripped.clear();
+        strip_comments(&self.buf[raw_start..text_end], &mut self.stripped);
+        Ok(Some((trim(&self.stripped), line)))
     }
+}
 
-    /// Adds a byte of code, noting the line a statement starts on.
-    fn push_code(&mut self, b: u8) {
-        if self.text.iter().all(u8::is_ascii_whitespace) {
-            if b.is_ascii_whitespace() {
-                return;
+/// Appends a delimited statement's code to `out` with its comments and conditional markers
+/// replaced: a comment by a space (a `--` or `#` comment by its line break), a marker by a
+/// space.
+fn strip_comments(s: &[u8], out: &mut Vec<u8>) {
+    let mut state = State::Code;
+    let mut escaped = false;
+    let mut depth = 0u32;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let next = s.get(i + 1).copied();
+        match state {
+            State::Quote(q) => {
+                out.push(b);
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' && q != b'`' {
+                    escaped = true;
+                } else if b == q {
+                    state = State::Code;
+                }
             }
-            self.text.clear();
-            self.start_line = self.pending_line;
+            State::LineComment => {
+                if b == b'\n' {
+                    state = State::Code;
+                    out.push(b'\n');
+                }
+            }
+            State::BlockComment => {
+                if b == b'*' && next == Some(b'/') {
+                    state = State::Code;
+                    i += 1;
+                    out.push(b' ');
+                }
+            }
+            State::Code => {
+                if b == b'\'' || b == b'"' || b == b'`' {
+                    out.push(b);
+                    state = State::Quote(b);
+                } else if b == b'#'
+                    || (b == b'-'
+                        && next == Some(b'-')
+                        && s.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()))
+                {
+                    state = State::LineComment;
+                } else if b == b'/' && next == Some(b'*') {
+                    if s.get(i + 2) == Some(&b'!') {
+                        i += 3;
+                        while s.get(i).is_some_and(u8::is_ascii_digit) {
+                            i += 1;
+                        }
+                        depth += 1;
+                        out.push(b' ');
+                        continue;
+                    }
+                    state = State::BlockComment;
+                    i += 1;
+                } else if b == b'*' && next == Some(b'/') && depth > 0 {
+                    depth -= 1;
+                    out.push(b' ');
+                    i += 1;
+                } else {
+                    out.push(b);
+                }
+            }
         }
-        self.text.push(b);
+        i += 1;
     }
 }
 
@@ -235,16 +401,13 @@ fn starts_with_ci(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.len() >= needle.len() && haystack[..needle.len()].eq_ignore_ascii_case(needle)
 }
 
-fn trim(mut v: Vec<u8>) -> Vec<u8> {
-    while v.last().is_some_and(|b| b.is_ascii_whitespace()) {
-        v.pop();
-    }
-    let start = v
+fn trim(v: &[u8]) -> &[u8] {
+    let v = trim_start(v);
+    let end = v
         .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    v.drain(..start);
-    v
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    &v[..end]
 }
 
 #[cfg(test)]
@@ -260,6 +423,15 @@ mod tests {
         while let Some(s) = r.next_statement().unwrap() {
             out.push(format!("{}:{}", s.line, String::from_utf8(s.text).unwrap()));
         }
+        let mut r = SqlReader::whole(Bytes::from(sql.to_owned()), "t.sql");
+        let mut borrowed = Vec::new();
+        while let Some((text, line)) = r.next().unwrap() {
+            borrowed.push(format!("{line}:{}", String::from_utf8_lossy(text)));
+        }
+        assert_eq!(
+            out, borrowed,
+            "the statements depend on how the input is read"
+        );
         out
     }
 
@@ -286,6 +458,41 @@ mod tests {
                 "4:SELECT 2"
             ]
         );
+    }
+
+    #[test]
+    fn statements_across_many_blocks_keep_their_lines() {
+        let mut sql = String::from("-- a dump\n");
+        for i in 0..40_000 {
+            sql.push_str(&format!(
+                "INSERT INTO t VALUES\n({i},'{}\\'; x'),\n({i},'-- not a comment');\n",
+                "y".repeat(i % 97)
+            ));
+        }
+        let mut r = SqlReader::new(sql.as_bytes(), "big.sql");
+        let mut n = 0u64;
+        while let Some((text, line)) = r.next().unwrap() {
+            assert_eq!(line, 2 + 3 * n, "statement {n}");
+            assert!(text.starts_with(b"INSERT") && text.ends_with(b"comment')"));
+            n += 1;
+        }
+        assert_eq!(n, 40_000);
+        assert!(
+            r.buf.len() < 4 * BLOCK,
+            "the window keeps {} bytes",
+            r.buf.len()
+        );
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_marker_or_comment_ends_cleanly() {
+        assert_eq!(all("SELECT 1; /*!"), ["1:SELECT 1"]);
+        assert_eq!(all("/*!40101 SET a=1"), ["1:SET a=1"]);
+        assert_eq!(all("SELECT 1;\n-- tail"), ["1:SELECT 1"]);
+        assert_eq!(all("SELECT 1 --"), ["1:SELECT 1"]);
+        let mut r = SqlReader::new("SELECT 1; /* open".as_bytes(), "cut.sql");
+        r.next().unwrap();
+        assert!(r.next().is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::sql_reader::SqlReader;
 /// The statements of a schema file.
 async fn statements(storage: &Storage, name: &str) -> Result<Vec<String>, ImportError> {
     let bytes = storage.get(name).await?;
-    let mut reader = SqlReader::new(&bytes[..], name);
+    let mut reader = SqlReader::whole(bytes, name);
     let mut out = Vec::new();
     while let Some(s) = reader.next_statement()? {
         out.push(
