@@ -37,6 +37,8 @@ pub(crate) struct InOrder<'a> {
     pub(crate) policy: OnDuplicate,
     /// The table's name, for messages.
     pub(crate) table: &'a str,
+    /// Where the files' buffers go back once read.
+    pub(crate) storage: &'a sluice_core::Storage,
 }
 
 /// The rows of `what.files`, in file order, as LOAD DATA batches; `data` delivers each file's
@@ -53,6 +55,7 @@ pub(crate) fn produce_in_order(
         plan,
         policy,
         table,
+        storage,
     } = what;
     let mut batch = Batch {
         buf: sink.buffer(),
@@ -72,6 +75,7 @@ pub(crate) fn produce_in_order(
             return Err(ImportError::Worker("the file reader stopped".into()));
         };
         let bytes = bytes?;
+        let buffer = bytes.clone();
         let mut mapping = MappingCache::default();
         let mut ordinal = 0u64;
         let result = read_file(bytes, file, dialect, |columns, row, line| {
@@ -124,6 +128,7 @@ pub(crate) fn produce_in_order(
             })
         });
         result?;
+        storage.recycle(buffer);
         if out.out_of_order.is_some() {
             return Ok(out);
         }

@@ -462,7 +462,7 @@ async fn import_in_order(
         }
     });
     let (files, dialect, plan2) = (table.files.clone(), dialect.clone(), plan.clone());
-    let (policy, plain_name) = (config.on_duplicate, table.name.plain());
+    let (policy, plain_name, storage) = (config.on_duplicate, table.name.plain(), storage.clone());
     let outcome = load_stream(config, &table.name, plan, move |spec, sink| {
         let what = InOrder {
             files: &files,
@@ -470,6 +470,7 @@ async fn import_in_order(
             plan: &plan2,
             policy,
             table: &plain_name,
+            storage: &storage,
         };
         produce_in_order(what, files_rx, spec, sink)
     })
@@ -503,6 +504,7 @@ async fn import_sorted(
             async move {
                 let data: Bytes = storage.get(&file.name).await?;
                 tokio::task::spawn_blocking(move || -> Result<(), ImportError> {
+                    let buffer = data.clone();
                     let mut pairs: Vec<Kv> = Vec::new();
                     let mut mapping = MappingCache::default();
                     let mut ordinal = 0u64;
@@ -520,6 +522,7 @@ async fn import_sorted(
                         }
                         Ok(())
                     })?;
+                    storage.recycle(buffer);
                     sorter
                         .lock()
                         .map_err(|_| ImportError::Worker("sorter poisoned".into()))?
