@@ -138,6 +138,25 @@ async fn dump_under_writes_equals_source_at_position(mode: &str) {
         meta.tables.iter().all(|t| t.chunks.len() > 1) || mode == "none",
         "tables should split into chunks"
     );
+    // The recorded GTID set is the one at the recorded position, however it was read.
+    let at: Option<String> = source()
+        .conn()
+        .await
+        .exec_first(
+            "SELECT BINLOG_GTID_POS(?, ?)",
+            (&snap.binlog_file, snap.binlog_offset),
+        )
+        .await
+        .unwrap();
+    if mode != "none" {
+        assert_eq!(
+            snap.gtid_set,
+            at.unwrap_or_default(),
+            "{mode}: the GTID set of {}:{}",
+            snap.binlog_file,
+            snap.binlog_offset
+        );
+    }
     let events = binlog_since(source(), &snap.binlog_file, snap.binlog_offset, &db);
     mariadb_client(target(), Some(&db), &events);
 
