@@ -9,7 +9,9 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_core::layout::{Compression, CsvDialect, CsvRecordReader, DataFormat, civil_from_days};
+use sluice_core::layout::{
+    Compression, CsvDialect, CsvFields, CsvRecordReader, DataFormat, civil_from_days,
+};
 
 use crate::ImportError;
 use crate::cell::{CellKind, Row};
@@ -142,25 +144,26 @@ fn read_csv(
     let mut reader = CsvRecordReader::new(input, dialect.clone(), name);
     let mut facts = FileFacts::default();
     let mut first = true;
+    let mut fields = CsvFields::default();
     let mut row = Row::default();
     loop {
         let line = reader.line();
-        let Some(record) = reader.next_record()? else {
+        if !reader.read_record(&mut fields)? {
             break;
-        };
+        }
         if first && dialect.header {
             first = false;
             facts.columns = Some(
-                record
+                fields
                     .iter()
-                    .map(|c| String::from_utf8_lossy(c.as_deref().unwrap_or_default()).into_owned())
+                    .map(|c| String::from_utf8_lossy(c.unwrap_or_default()).into_owned())
                     .collect(),
             );
             continue;
         }
         first = false;
         row.clear();
-        for cell in &record {
+        for cell in fields.iter() {
             match cell {
                 Some(v) => row.push(CellKind::Field, v),
                 None => row.push(CellKind::Null, b""),

@@ -18,7 +18,7 @@ mod fingerprint;
 mod metadata;
 mod names;
 
-pub use csv_dialect::{CsvDialect, CsvRecord, CsvRecordReader};
+pub use csv_dialect::{CsvDialect, CsvFields, CsvRecord, CsvRecordReader};
 pub use fingerprint::{FingerprintVersion, RowFingerprint};
 pub use metadata::{
     ChunkMeta, DumpMetadata, SnapshotMeta, SourceMeta, TableMeta, civil_from_days, utc_timestamp,
