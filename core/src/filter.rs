@@ -108,6 +108,29 @@ impl TableFilter {
     }
 }
 
+impl TableFilter {
+    /// The databases, and tables in them, that every table the filter can select lies in,
+    /// when the include patterns name them without wildcards: `(db, Some(table))` for a
+    /// table, `(db, None)` for a whole database. `None` when any include pattern has a
+    /// wildcard in its database part, or there is none (all databases). Lets a caller ask
+    /// `information_schema` for those names only, not for every table of the server.
+    pub fn exact_names(&self) -> Option<Vec<(String, Option<String>)>> {
+        let wild = |s: &str| s.contains(['*', '?']);
+        if self.include.is_empty() || self.include.iter().any(|p| wild(&p.database)) {
+            return None;
+        }
+        Some(
+            self.include
+                .iter()
+                .map(|p| {
+                    let table = (!wild(&p.table)).then(|| p.table.clone());
+                    (p.database.clone(), table)
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Glob match with `*` and `?`, iterative with backtracking on the last `*`.
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -135,6 +158,25 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_names_only_where_no_database_is_a_glob() {
+        let f = TableFilter::new(&["shop.orders", "crm", "!crm.tmp*", "log.a?"]).unwrap();
+        assert_eq!(
+            f.exact_names(),
+            Some(vec![
+                ("shop".to_owned(), Some("orders".to_owned())),
+                ("crm".to_owned(), None),
+                ("log".to_owned(), None),
+            ])
+        );
+        assert_eq!(
+            TableFilter::new(&["shop.*", "s*.x"]).unwrap().exact_names(),
+            None
+        );
+        assert_eq!(TableFilter::new(&["!shop.x"]).unwrap().exact_names(), None);
+        assert_eq!(TableFilter::default().exact_names(), None);
+    }
 
     #[test]
     fn includes_excludes_and_globs() {
