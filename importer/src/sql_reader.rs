@@ -68,6 +68,19 @@ enum State {
     BlockComment,
 }
 
+/// Bytes that can change the scan's state in code: quotes, and the first bytes of comments
+/// and comment ends (the delimiter's first byte is checked apart, as it can change).
+const CODE_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let special = b"'\"`#-/*";
+    let mut i = 0;
+    while i < special.len() {
+        table[special[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Where the scan of one statement stands.
 struct Scan {
     state: State,
@@ -232,6 +245,19 @@ impl<R: BufRead> SqlReader<R> {
                     }
                 }
                 State::Code => {
+                    let delimiter = self.delimiter.first().copied();
+                    if scan.first_code.is_some() && !CODE_SPECIAL[usize::from(b)] {
+                        // Plain code inside a statement (numbers, names, commas, spaces): skip
+                        // to the next byte that can start a quote, comment or delimiter.
+                        let run = self.buf[i..]
+                            .iter()
+                            .position(|&c| CODE_SPECIAL[usize::from(c)] || Some(c) == delimiter)
+                            .unwrap_or(self.buf.len() - i);
+                        if run > 0 {
+                            i += run;
+                            continue;
+                        }
+                    }
                     if b == b'\n' {
                         scan.line_blank = true;
                         i += 1;
