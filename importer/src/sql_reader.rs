@@ -97,22 +97,25 @@ struct Scan {
 impl SqlReader<std::io::Empty> {
     /// Splits `data`, all of which is in memory: statements are slices of it.
     pub fn whole(data: Bytes, name: impl Into<String>) -> Self {
-        SqlReader {
-            eof: true,
-            buf: Window::Whole(data),
-            ..SqlReader::new(std::io::empty(), name)
-        }
+        SqlReader::over(std::io::empty(), name.into(), Window::Whole(data))
     }
 }
 
 impl<R: BufRead> SqlReader<R> {
+    /// Splits what `input` streams, through a window of blocks.
     pub fn new(input: R, name: impl Into<String>) -> Self {
+        let window = Window::Read(Vec::with_capacity(BLOCK + LOOKAHEAD));
+        SqlReader::over(input, name.into(), window)
+    }
+
+    fn over(input: R, name: String, buf: Window) -> Self {
         SqlReader {
             input,
-            name: name.into(),
-            eof: false,
+            name,
+            // A whole input has nothing more to read.
+            eof: matches!(buf, Window::Whole(_)),
             delimiter: b";".to_vec(),
-            buf: Window::Read(Vec::with_capacity(BLOCK + LOOKAHEAD)),
+            buf,
             start: 0,
             line: 1,
             counted: 0,
