@@ -23,6 +23,7 @@ mod resume;
 mod run;
 mod sink;
 mod snapshot;
+pub mod xa;
 
 pub use config::{Consistency, DumpConfig};
 pub use error::DumpError;

@@ -19,7 +19,8 @@
 //! nor the binlog after its position (its XA PREPARE lies before), so a stream from the dump
 //! could not apply its XA COMMIT. Every mode but `none` therefore waits (up to the lock wait,
 //! or the snapshot retries) until `XA RECOVER` lists none at the snapshot, else fails naming
-//! them.
+//! them. Without a lock, one that prepared and ended between the two lists is found in the
+//! binlog after the position (`xa.rs`), and the snapshot is opened again.
 //!
 //! Under the global lock the position is also read per worker on MariaDB and must agree, which
 //! checks the lock actually held. The GTID set is then the server's `@@gtid_binlog_pos`, read
@@ -40,6 +41,7 @@ use sluice_core::{Endpoint, Flavor, RawConn, ServerInfo, TableName, cells};
 
 use crate::DumpError;
 use crate::config::Consistency;
+use crate::xa;
 
 /// How many times `snapshot` mode re-opens the snapshots before giving up.
 const SNAPSHOT_TRIES: usize = 20;
@@ -116,7 +118,7 @@ pub async fn open(
                     lock(&mut coordinator, endpoint, info, mode, tables, lock_wait).await?;
                 // Under the lock no XA transaction can prepare or end: the list is exact.
                 let prepared = if binlog_on {
-                    prepared_xa(&mut coordinator).await
+                    xa::prepared(&mut coordinator).await
                 } else {
                     Vec::new()
                 };
@@ -125,7 +127,7 @@ pub async fn open(
                 }
                 unlock(&mut coordinator, endpoint, &method).await?;
                 if started.elapsed() >= lock_wait {
-                    return Err(xa_prepared_error(endpoint, &prepared));
+                    return Err(xa::prepared_error(endpoint, &prepared));
                 }
                 tracing::info!(prepared = ?prepared, "XA transactions are prepared on the source: waiting for their XA COMMIT or XA ROLLBACK");
                 tokio::time::sleep(XA_RETRY).await;
@@ -449,38 +451,51 @@ async fn snapshot_without_lock(
     }
     let mut last = Vec::new();
     let mut prepared = Vec::new();
+    let mut crossed = Vec::new();
     for attempt in 1..=SNAPSHOT_TRIES {
+        crossed.clear();
         // Without a lock, an XA transaction prepared before the snapshot shows in one of the
-        // two lists unless it also ended between them, within milliseconds.
+        // two lists unless it also ended between them; then its end lies in the binlog after
+        // the snapshot's position, where `xa_across_snapshot` looks.
         if binlog_on {
-            prepared = prepared_xa(&mut planner).await;
+            prepared = xa::prepared(&mut planner).await;
         }
         begin_all(&mut planner, &mut workers, endpoint).await?;
         let positions = worker_positions(&mut planner, &mut workers, endpoint).await?;
         if prepared.is_empty() && binlog_on {
-            prepared = prepared_xa(&mut planner).await;
+            prepared = xa::prepared(&mut planner).await;
         }
         if !prepared.is_empty() {
             tracing::info!(prepared = ?prepared, "XA transactions are prepared on the source: waiting for their XA COMMIT or XA ROLLBACK");
         } else if positions.iter().all(|p| p == &positions[0]) {
             let (file, offset) = positions[0].clone();
-            let position = if binlog_on {
-                let gtid = mariadb_gtid_at(&mut planner, endpoint, &file, offset).await?;
-                Some(SnapshotMeta {
-                    binlog_file: file,
-                    binlog_offset: offset,
-                    gtid_set: gtid,
-                })
+            let crossing = if binlog_on {
+                xa_across_snapshot(&mut planner, endpoint, &file, offset).await?
             } else {
-                None
+                Vec::new()
             };
-            tracing::info!(attempt, position = ?position, "consistent snapshot open without a lock");
-            return Ok(Snapshot {
-                planner,
-                workers,
-                position,
-                method: "snapshot".into(),
-            });
+            if !crossing.is_empty() {
+                tracing::info!(attempt, crossing = ?crossing, "XA transactions prepared before the snapshot ended after it: opening the snapshot again");
+                crossed = crossing;
+            } else {
+                let position = if binlog_on {
+                    let gtid = mariadb_gtid_at(&mut planner, endpoint, &file, offset).await?;
+                    Some(SnapshotMeta {
+                        binlog_file: file,
+                        binlog_offset: offset,
+                        gtid_set: gtid,
+                    })
+                } else {
+                    None
+                };
+                tracing::info!(attempt, position = ?position, "consistent snapshot open without a lock");
+                return Ok(Snapshot {
+                    planner,
+                    workers,
+                    position,
+                    method: "snapshot".into(),
+                });
+            }
         }
         for mut m in members(&mut planner, &mut workers) {
             m.run("ROLLBACK")
@@ -493,7 +508,17 @@ async fn snapshot_without_lock(
         }
     }
     if !prepared.is_empty() {
-        return Err(xa_prepared_error(endpoint, &prepared));
+        return Err(xa::prepared_error(endpoint, &prepared));
+    }
+    if !crossed.is_empty() {
+        return Err(DumpError::Snapshot {
+            endpoint: endpoint.address(),
+            reason: format!(
+                "in {SNAPSHOT_TRIES} tries every lock-free snapshot fell between the XA PREPARE \
+                 and the XA COMMIT of a transaction (last: {}); use --consistency flush",
+                crossed.join(", ")
+            ),
+        });
     }
     Err(DumpError::Snapshot {
         endpoint: endpoint.address(),
@@ -505,41 +530,25 @@ async fn snapshot_without_lock(
     })
 }
 
-/// XA transactions prepared on the source (`XA RECOVER`), as `X'gtrid',X'bqual',format`.
-/// An account that may not list them gets an empty list and a warning.
-async fn prepared_xa(conn: &mut Conn) -> Vec<String> {
-    let rows: Vec<(i64, usize, usize, Vec<u8>)> = match conn.query("XA RECOVER").await {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list prepared XA transactions (XA RECOVER); a stream from this dump stops at the XA COMMIT of one prepared now");
-            return Vec::new();
-        }
+/// XA transactions prepared before the snapshot at `file:offset` and ended after it, read
+/// after the second `XA RECOVER` (see `xa.rs`). A binlog that rotated since the snapshot
+/// counts as one such (the snapshot is simply opened again); a binlog that cannot be read
+/// counts as none, after `xa::ended_across`'s warning.
+async fn xa_across_snapshot(
+    planner: &mut Conn,
+    endpoint: &Endpoint,
+    file: &str,
+    offset: u64,
+) -> Result<Vec<String>, DumpError> {
+    let Some((now_file, now_offset, _)) = server_binlog_position(planner, endpoint).await? else {
+        return Ok(Vec::new());
     };
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    rows.into_iter()
-        .map(|(format, gtrid, bqual, data)| {
-            let gtrid = gtrid.min(data.len());
-            let bqual = bqual.min(data.len() - gtrid);
-            format!(
-                "X'{}',X'{}',{format}",
-                hex(&data[..gtrid]),
-                hex(&data[gtrid..gtrid + bqual])
-            )
-        })
-        .collect()
-}
-
-fn xa_prepared_error(endpoint: &Endpoint, prepared: &[String]) -> DumpError {
-    DumpError::Snapshot {
-        endpoint: endpoint.address(),
-        reason: format!(
-            "XA transactions stay prepared on the source ({}): a dump now would hold none of \
-             their changes, and a stream from its position would meet their XA COMMIT without \
-             their XA PREPARE; end them (XA COMMIT or XA ROLLBACK) and dump again, or use \
-             --consistency none for a copy that is never streamed",
-            prepared.join(", ")
-        ),
+    if now_file != file {
+        return Ok(vec![format!("binlog rotated from {file} to {now_file}")]);
     }
+    Ok(xa::ended_across(planner, file, offset, now_offset)
+        .await
+        .unwrap_or_default())
 }
 
 /// Every member's snapshot position (MariaDB `Binlog_snapshot_file`/`_position`).
