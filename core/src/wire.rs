@@ -1,4 +1,4 @@
-//! A lean MySQL text-protocol connection for the dump's row path.
+//! A lean MySQL text-protocol connection for the dump's row path and the import's loaders.
 //!
 //! Why it exists: `mysql_async` turns every row into a `Row` of owned `Value`s, takes and
 //! returns a pooled buffer and reads the clock per packet. Measured with `perf` on the sysbench
@@ -7,11 +7,12 @@
 //! rows straight out of one large receive buffer and hands each row's cells to the caller as
 //! borrowed slices: no allocation per row or cell, and one `await` per buffer, not per row.
 //!
-//! It speaks only what a dump worker needs: TCP; the protocol-41 handshake with
-//! `mysql_native_password` or `caching_sha2_password` (fast path, or the full path with the
-//! server's RSA key); the session setup every Sluice connection runs ([`SESSION_SETUP`]); and
-//! COM_QUERY answered by OK, ERR or a text result set. No TLS, no prepared statements, no
-//! compression: the coordinator and every other stage keep using `mysql_async`.
+//! It speaks only what a dump worker and an import loader need: TCP; the protocol-41 handshake
+//! with `mysql_native_password` or `caching_sha2_password` (fast path, or the full path with
+//! the server's RSA key); the session setup every Sluice connection runs ([`SESSION_SETUP`]);
+//! COM_QUERY answered by OK, ERR or a text result set; and `LOAD DATA LOCAL INFILE` streamed
+//! from a buffer (`wire/infile.rs`). No TLS, no prepared statements, no compression: the
+//! coordinator and every other stage keep using `mysql_async`.
 //!
 //! Frames. A packet is a 3-byte little-endian length, a sequence byte and the payload; a payload
 //! of 16 MiB − 1 or more continues in the next frame. Rows arrive without
@@ -31,6 +32,9 @@ use tokio::net::TcpStream;
 use crate::endpoint::SESSION_SETUP;
 use crate::{CoreError, Endpoint};
 
+mod infile;
+pub use infile::LocalLoad;
+
 /// The receive buffer: rows are parsed in place from it, many per read.
 const RECV_BUFFER: usize = 256 << 10;
 /// A frame of this payload length continues in the next one.
@@ -39,6 +43,8 @@ const MAX_FRAME: usize = 0xFF_FFFF;
 const LONG_PASSWORD: u32 = 0x1;
 const LONG_FLAG: u32 = 0x4;
 const CONNECT_WITH_DB: u32 = 0x8;
+/// The server may ask for a LOCAL INFILE's data (only [`RawConn::load_local`] sends it).
+const LOCAL_FILES: u32 = 0x80;
 const PROTOCOL_41: u32 = 0x200;
 const TRANSACTIONS: u32 = 0x2000;
 const SECURE_CONNECTION: u32 = 0x8000;
@@ -203,7 +209,7 @@ impl RawConn {
             Some(0xFB) => {
                 return Err(io_error(
                     io::ErrorKind::Unsupported,
-                    "the server asked for a LOCAL INFILE on a dump connection",
+                    "the server asked for a LOCAL INFILE's data outside of LOAD DATA LOCAL",
                 ));
             }
             _ => {}
@@ -257,7 +263,8 @@ impl RawConn {
             | TRANSACTIONS
             | SECURE_CONNECTION
             | MULTI_RESULTS
-            | PLUGIN_AUTH;
+            | PLUGIN_AUTH
+            | LOCAL_FILES;
         if endpoint.database.is_some() {
             caps |= CONNECT_WITH_DB;
         }

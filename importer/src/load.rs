@@ -6,17 +6,12 @@
 //! hex and are decoded by `UNHEX()`, and BIT columns as numbers cast back, so no byte passes
 //! through a charset conversion it should not see.
 
-use bytes::Bytes;
-use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
-use sluice_core::{ColumnInfo, ColumnKind, Endpoint, TableName, escape_with, quote_ident};
+use sluice_core::{ColumnInfo, ColumnKind, Endpoint, RawConn, TableName, escape_with, quote_ident};
 
 use crate::ImportError;
 
 /// Encoded rows sent to the server in one LOAD DATA statement.
 pub(crate) const BATCH_BYTES: usize = 16 << 20;
-/// The LOAD DATA stream goes to the server in pieces of this size (one packet each).
-const INFILE_PIECE: usize = 1 << 20;
 
 /// Batch buffers kept for reuse: about what the loaders and the producer hold at once.
 const POOLED_BUFFERS: usize = 8;
@@ -174,7 +169,7 @@ fn escape(out: &mut Vec<u8>, v: &[u8]) {
 
 /// Session settings for bulk loading; the connection is dropped after the load, which
 /// restores them.
-pub async fn prepare_session(conn: &mut Conn, endpoint: &Endpoint) -> Result<(), ImportError> {
+pub async fn prepare_session(conn: &mut RawConn, endpoint: &Endpoint) -> Result<(), ImportError> {
     conn.query_drop("SET SESSION unique_checks = 0, foreign_key_checks = 0, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'")
         .await
         .map_err(|e| ImportError::from(endpoint.error("set bulk-load session settings", e)))
@@ -190,55 +185,43 @@ pub struct Loaded {
     /// the collation, a value the target refuses).
     pub why: Vec<String>,
     /// The batch's buffer, back for reuse.
-    pub buffer: Option<Vec<u8>>,
+    pub buffer: Vec<u8>,
 }
 
-/// Loads one batch of `rows` encoded rows.
+/// Loads one batch of `rows` encoded rows, streamed from `data` over the loader's own
+/// connection (`RawConn::load_local`: no copy of the batch on the way).
 pub async fn load_batch(
-    conn: &mut Conn,
+    conn: &mut RawConn,
     endpoint: &Endpoint,
     spec: &LoadSpec,
     data: Vec<u8>,
     rows: u64,
 ) -> Result<Loaded, ImportError> {
     let sql = spec.statement_in(spec.batch_charset(&data));
-    let bytes = Bytes::from(data);
-    let ours = bytes.clone();
-    // The driver sends each piece of the stream as one packet, and a packet over the server's
-    // max_allowed_packet (16 MiB by default, less than a batch) is refused: send 1 MiB slices
-    // (views of the one buffer, not copies).
-    let pieces: Vec<std::io::Result<Bytes>> = (0..bytes.len())
-        .step_by(INFILE_PIECE)
-        .map(|at| Ok(bytes.slice(at..(at + INFILE_PIECE).min(bytes.len()))))
-        .collect();
-    drop(bytes);
-    conn.set_infile_handler(async move {
-        let stream: mysql_async::InfileData = Box::pin(futures::stream::iter(pieces));
-        Ok(stream)
-    });
-    conn.query_drop(&sql)
+    let done = conn
+        .load_local(&sql, &data)
         .await
         .map_err(|e| endpoint.error(format!("LOAD DATA into {}", spec.table.plain()), e))?;
-    let taken = conn.affected_rows();
-    let warned = conn.get_warnings() > 0;
+    let taken = done.affected_rows;
     let mut warnings = Vec::new();
     if taken < rows && !spec.replace {
-        let shown: Vec<(String, u32, String)> = conn
-            .query("SHOW WARNINGS LIMIT 3")
+        let shown = conn
+            .query_rows("SHOW WARNINGS LIMIT 3")
             .await
             .map_err(|e| endpoint.error("SHOW WARNINGS", e))?;
+        let text = |c: Option<&Option<Vec<u8>>>| {
+            String::from_utf8_lossy(c.and_then(Option::as_deref).unwrap_or_default()).into_owned()
+        };
         warnings = shown
-            .into_iter()
-            .map(|(level, code, message)| format!("{level} {code}: {message}"))
+            .iter()
+            .map(|r| format!("{} {}: {}", text(r.first()), text(r.get(1)), text(r.get(2))))
             .collect();
     }
-    // The driver has dropped its copy once the statement is done: the buffer is ours again.
-    let buffer = ours.try_into_mut().ok().map(Vec::from);
     Ok(Loaded {
         taken,
-        warned,
+        warned: done.warnings > 0,
         why: warnings,
-        buffer,
+        buffer: data,
     })
 }
 

@@ -596,7 +596,7 @@ pub(crate) async fn load_stream(
         let pool = config.buffers.clone();
         let observer = config.observer.clone();
         loaders.spawn(async move {
-            let mut conn = endpoint.connect().await?;
+            let mut conn = endpoint.connect_raw().await?;
             prepare_session(&mut conn, &endpoint).await?;
             let mut loaded = 0u64;
             let mut warned = false;
@@ -608,14 +608,13 @@ pub(crate) async fn load_stream(
                 observer.rows_loaded(&spec.table, batch.taken);
                 loaded += batch.taken;
                 warned |= batch.warned;
-                if let Some(buffer) = batch.buffer {
-                    // For the next batch of this table or of the next one.
-                    pool.give(buffer);
-                }
+                // For the next batch of this table or of the next one.
+                pool.give(batch.buffer);
                 if warnings.len() < 3 {
                     warnings.extend(batch.why);
                 }
             }
+            conn.quit().await;
             Ok::<(u64, bool, Vec<String>), ImportError>((loaded, warned, warnings))
         });
     }

@@ -138,7 +138,10 @@ async fn the_binlog_names_xa_transactions_that_ended_across_a_position() {
     let position = || async {
         let mut c = source.conn().await;
         let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
-        (row.get::<String, _>(0).unwrap(), row.get::<u64, _>(1).unwrap())
+        (
+            row.get::<String, _>(0).unwrap(),
+            row.get::<u64, _>(1).unwrap(),
+        )
     };
     let (file, from) = position().await;
     // Inside the window: a whole XA transaction, a one-phase one, and enough plain commits
@@ -243,7 +246,12 @@ async fn a_lock_free_snapshot_never_falls_between_an_xa_prepare_and_its_commit()
             .unwrap();
         let first_xa = events
             .iter()
-            .map(|e| (e.get::<String, _>(2).unwrap(), e.get::<String, _>(5).unwrap()))
+            .map(|e| {
+                (
+                    e.get::<String, _>(2).unwrap(),
+                    e.get::<String, _>(5).unwrap(),
+                )
+            })
             .find(|(kind, info)| kind == "XA_prepare" || info.starts_with("XA COMMIT"))
             .unwrap();
         let next: String = format!("r{}", rows + 1)
@@ -252,7 +260,10 @@ async fn a_lock_free_snapshot_never_falls_between_an_xa_prepare_and_its_commit()
             .collect();
         assert_eq!(
             first_xa,
-            ("XA_prepare".to_owned(), format!("XA PREPARE X'{next}',X'',1")),
+            (
+                "XA_prepare".to_owned(),
+                format!("XA PREPARE X'{next}',X'',1")
+            ),
             "run {run}: the dump holds {rows} rows and stands at {}:{}",
             at.binlog_file,
             at.binlog_offset
