@@ -881,3 +881,98 @@ async fn ascii_batches_load_exactly_into_latin1_utf8mb4_and_utf16_columns() {
         );
     }
 }
+
+/// A LOAD DATA that InnoDB rolls back for a lock conflict (a deadlock between two loaders of
+/// one table, or a lock wait timeout) is sent again, and the table ends exact. Here another
+/// session holds a lock on a row the batch must check, past the target's 1 s lock wait
+/// timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_rolled_back_by_a_lock_conflict_is_sent_again() {
+    let waits =
+        sluice_tests::MariaDb::start_with(sluice_tests::Role::Target, "innodb_lock_wait_timeout=1");
+    let db = unique_name("import_lock");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t SELECT seq, seq * 3 FROM seq_1_to_1000;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &[]);
+
+    // The target's table holds a row with one of the dump's keys; a session deletes it and
+    // keeps its transaction open, so the dump's row with that key waits for the lock.
+    let mut blocker = waits.conn().await;
+    blocker
+        .query_drop(format!(
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
+             INSERT INTO `{db}`.t VALUES (500, 0)"
+        ))
+        .await
+        .unwrap();
+    blocker
+        .query_drop(format!("BEGIN; DELETE FROM `{db}`.t WHERE id = 500"))
+        .await
+        .unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+        .args([
+            "import",
+            "--input",
+            dir.path().to_str().unwrap(),
+            "--target",
+        ])
+        .arg(waits.url())
+        .args(["--threads", "2", "--no-schema"])
+        .env("SLUICE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+
+    // Once a loader waits (its 1000 rows take milliseconds otherwise), let its wait time out
+    // at least once, then end the blocker.
+    let mut watcher = waits.conn().await;
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: Option<u64> = watcher
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE 'LOAD DATA%' AND TIME_MS > 300",
+            )
+            .await
+            .unwrap();
+        if waiting.unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before a loader was seen waiting for the lock: {}",
+            std::fs::read_to_string(log.path()).unwrap()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no loader ever waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    blocker.query_drop("COMMIT").await.unwrap();
+
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let stderr = std::fs::read_to_string(log.path()).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sending the batch again") && stderr.contains("code=1205"),
+        "{stderr}"
+    );
+    let (rows, sum): (u64, u64) = watcher
+        .query_first(format!("SELECT COUNT(*), SUM(v) FROM `{db}`.t"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rows, sum), (1000, 3 * 500 * 1001));
+}
