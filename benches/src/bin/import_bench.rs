@@ -8,8 +8,16 @@
 //! SOURCE is loaded with `sysbench prepare`; mydumper and sluice dump it once each; then, REPS
 //! times interleaved, the target's sbtest database is dropped and myloader (mydumper's dump)
 //! or sluice import (Sluice's dump; also with --import-mode) loads it. The target runs
-//! MariaDB's durable defaults (innodb_flush_log_at_trx_commit=1, a 96 MiB redo log). Printed: median seconds (min–max), rows/s, the
-//! ratio to myloader, peak RSS and CPU seconds of the client and of the target server.
+//! MariaDB's durable defaults (innodb_flush_log_at_trx_commit=1, a 96 MiB redo log). Printed:
+//! median seconds (min–max), rows/s, the ratio to myloader, peak RSS and CPU seconds of the
+//! client and of the target server.
+//!
+//! A last row is no tool but the target's own ceiling: the same rows as tab-separated files on
+//! the target's disk (`SELECT … INTO OUTFILE` on the source), loaded with server-side
+//! `LOAD DATA INFILE` into tables without the secondary index, which is added after, on two
+//! sessions of four tables each. The files are read as `CHARACTER SET binary` (they are
+//! ASCII), as Sluice sends ASCII batches, so the server checks no charset. No client parses,
+//! sorts or sends anything: an importer that reaches this row has only the target's work left.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,6 +83,68 @@ fn main() {
         c
     });
 
+    // The ceiling's input: each table as a server-side file in LOAD DATA's default format.
+    let tsv_dir = work.path().join("tsv");
+    std::fs::create_dir_all(&tsv_dir).expect("folder");
+    // Pieces of 50,000 rows, as the dumps' chunks: one LOAD DATA of a whole table was much
+    // slower on this target (10.7 s against 6–8 s for the importers, measured).
+    const PIECE_ROWS: u64 = 50_000;
+    let pieces = table_size.div_ceil(PIECE_ROWS);
+    let tsv = |t: u64, p: u64| tsv_dir.join(format!("sbtest{t}.{p}.tsv"));
+    for t in 1..=tables {
+        for p in 0..pieces {
+            mariadb_client(
+                &src,
+                None,
+                format!(
+                    "SELECT * FROM sbtest.sbtest{t} WHERE id > {} AND id <= {} INTO OUTFILE '{}'",
+                    p * PIECE_ROWS,
+                    (p + 1) * PIECE_ROWS,
+                    tsv(t, p).display()
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    let ceiling = || {
+        // sysbench's own table definition, with its secondary index added after the load.
+        let stream = |half: u64| {
+            let mut sql = String::from("SET SESSION unique_checks = 0, foreign_key_checks = 0;");
+            for t in (1..=tables).filter(|t| t % 2 == half) {
+                sql.push_str(&format!(
+                    "CREATE TABLE sbtest.sbtest{t} (id INTEGER NOT NULL AUTO_INCREMENT, \
+                     k INTEGER DEFAULT '0' NOT NULL, c CHAR(120) DEFAULT '' NOT NULL, \
+                     pad CHAR(60) DEFAULT '' NOT NULL, PRIMARY KEY (id)) ENGINE = InnoDB;"
+                ));
+                for p in 0..pieces {
+                    sql.push_str(&format!(
+                        "LOAD DATA INFILE '{}' IGNORE INTO TABLE sbtest.sbtest{t} CHARACTER SET binary;",
+                        tsv(t, p).display()
+                    ));
+                }
+                sql.push_str(&format!(
+                    "ALTER TABLE sbtest.sbtest{t} ADD INDEX k_{t} (k);"
+                ));
+            }
+            sql
+        };
+        // The SQL holds no `"`, `$` or backquote, so bash passes it as is.
+        let session = |sql: String| {
+            format!(
+                "mariadb --no-defaults --protocol=TCP -h 127.0.0.1 -P {} -u root -e \"{sql}\"",
+                dst.port
+            )
+        };
+        let mut c = Command::new("bash");
+        c.arg("-c").arg(format!(
+            "set -e; {} & a=$!; {} & b=$!; wait $a; wait $b",
+            session(format!("CREATE DATABASE sbtest; {}", stream(1))),
+            // The second session waits for the database the first creates.
+            session(format!("DO SLEEP(0.05); {}", stream(0))),
+        ));
+        c
+    };
+
     let myloader = |dir: &Path| {
         let mut c = Command::new("myloader");
         c.args([
@@ -113,6 +183,7 @@ fn main() {
         "sluice import --threads 2 --import-mode",
         "sluice import --threads 2 --defer-indexes",
         "sluice import --threads 2 --defer-indexes --import-mode",
+        "ceiling: server-side LOAD DATA INFILE, index after",
     ];
     let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); names.len()];
     for rep in 0..=reps {
@@ -132,7 +203,8 @@ fn main() {
                 1 => ours(&sluice_dir, &[]),
                 2 => ours(&sluice_dir, &["--import-mode"]),
                 3 => ours(&sluice_dir, &["--defer-indexes"]),
-                _ => ours(&sluice_dir, &["--defer-indexes", "--import-mode"]),
+                4 => ours(&sluice_dir, &["--defer-indexes", "--import-mode"]),
+                _ => ceiling(),
             };
             let m = measure(cmd);
             let target_cpu = cpu_seconds_of(dst.pid) - before;
