@@ -515,7 +515,8 @@ async fn snapshot_without_lock(
             endpoint: endpoint.address(),
             reason: format!(
                 "in {SNAPSHOT_TRIES} tries every lock-free snapshot fell between the XA PREPARE \
-                 and the XA COMMIT of a transaction (last: {}); use --consistency flush",
+                 and the XA COMMIT of a transaction, or could not be checked for one (last: {}); \
+                 use --consistency flush",
                 crossed.join(", ")
             ),
         });

@@ -103,8 +103,18 @@ pub async fn ended_across(conn: &mut Conn, file: &str, from: u64, to: u64) -> Op
                 }
                 _ => {}
             }
-            // End_log_pos: where the next event starts.
-            at = row.get(4).unwrap_or(u64::MAX);
+            // End_log_pos: where the next event starts. One that does not move forward would
+            // read the same events again and again: give up on the scan instead.
+            let next: u64 = row.get(4).unwrap_or(0);
+            if next <= start {
+                tracing::warn!(
+                    file,
+                    at = start,
+                    "the binlog's End_log_pos does not advance; cannot check for XA transactions across the snapshot"
+                );
+                return None;
+            }
+            at = next;
         }
     }
     Some(crossing)
