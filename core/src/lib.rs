@@ -35,4 +35,5 @@ pub use schema::{ColumnInfo, Selection, TableInfo, select_tables};
 pub use sql_literal::{cell, cells, escape_with, sql_literal};
 pub use storage::{ObjectInfo, S3Options, Storage, StorageWriter};
 pub use table_name::{TableName, quote_ident, quote_string};
-pub use wire::{BatchError, LocalLoad, RawConn, TextRows};
+pub use wire::bulk;
+pub use wire::{BatchError, LocalLoad, Prepared, RawConn, TextRows};

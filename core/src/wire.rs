@@ -10,8 +10,9 @@
 //! It speaks only what a dump worker and an import loader need: TCP; the protocol-41 handshake
 //! with `mysql_native_password` or `caching_sha2_password` (fast path, or the full path with
 //! the server's RSA key); the session setup every Sluice connection runs ([`SESSION_SETUP`]);
-//! COM_QUERY answered by OK, ERR or a text result set; and `LOAD DATA LOCAL INFILE` streamed
-//! from a buffer (`wire/infile.rs`). No TLS, no prepared statements, no compression: the
+//! COM_QUERY answered by OK, ERR or a text result set; `LOAD DATA LOCAL INFILE` streamed
+//! from a buffer (`wire/infile.rs`); and MariaDB's bulk execution of one prepared INSERT over
+//! many rows (`wire/bulk.rs`). No TLS, no compression, no other prepared statements: the
 //! coordinator and every other stage keep using `mysql_async`.
 //!
 //! Frames. A packet is a 3-byte little-endian length, a sequence byte and the payload; a payload
@@ -32,7 +33,9 @@ use tokio::net::TcpStream;
 use crate::endpoint::SESSION_SETUP;
 use crate::{CoreError, Endpoint};
 
+pub mod bulk;
 mod infile;
+pub use bulk::Prepared;
 pub use infile::LocalLoad;
 
 /// The receive buffer: rows are parsed in place from it, many per read.
@@ -50,6 +53,8 @@ const TRANSACTIONS: u32 = 0x2000;
 const SECURE_CONNECTION: u32 = 0x8000;
 const MULTI_RESULTS: u32 = 0x2_0000;
 const PLUGIN_AUTH: u32 = 0x8_0000;
+/// MariaDB's extended capability for COM_STMT_BULK_EXECUTE.
+const STMT_BULK_OPERATIONS: u32 = 0x4;
 /// OK/EOF status flag: another result set follows.
 const MORE_RESULTS_EXIST: u16 = 0x0008;
 /// utf8mb4_general_ci; `SET NAMES utf8mb4` follows anyway.
@@ -70,6 +75,8 @@ pub struct RawConn {
     id: u32,
     /// Set by the last OK or EOF packet: another result set follows.
     more_results: bool,
+    /// The server is MariaDB and took `MARIADB_CLIENT_STMT_BULK_OPERATIONS` (see `wire/bulk.rs`).
+    bulk: bool,
 }
 
 /// An error from [`TextRows::next_batch`]: the connection's, or the one the row handler returned.
@@ -127,6 +134,7 @@ impl RawConn {
             seq: 0,
             id: 0,
             more_results: false,
+            bulk: false,
         };
         conn.authenticate(endpoint).await?;
         for sql in SESSION_SETUP {
@@ -273,7 +281,13 @@ impl RawConn {
         response.extend_from_slice(&caps.to_le_bytes());
         response.extend_from_slice(&(1u32 << 30).to_le_bytes()); // max packet: 1 GiB
         response.push(UTF8MB4);
-        response.extend_from_slice(&[0; 23]);
+        // 19 filler bytes, then MariaDB's extended capabilities: a MariaDB server says it has
+        // them by leaving out CLIENT_MYSQL (= LONG_PASSWORD) and reads them back from here.
+        response.extend_from_slice(&[0; 19]);
+        self.bulk = hs.capabilities & LONG_PASSWORD == 0
+            && hs.mariadb_capabilities & STMT_BULK_OPERATIONS != 0;
+        let extended = if self.bulk { STMT_BULK_OPERATIONS } else { 0 };
+        response.extend_from_slice(&extended.to_le_bytes());
         response.extend_from_slice(endpoint.user.as_bytes());
         response.push(0);
         let auth = auth_response(&plugin, &nonce, &password)?;
@@ -632,6 +646,8 @@ fn auth_response(plugin: &str, nonce: &[u8], password: &[u8]) -> Result<Vec<u8>,
 struct Handshake {
     id: u32,
     capabilities: u32,
+    /// MariaDB's extended capabilities (the last 4 of the 10 reserved bytes); 0 from MySQL.
+    mariadb_capabilities: u32,
     nonce: Vec<u8>,
     plugin: String,
 }
@@ -654,12 +670,17 @@ impl Handshake {
         at += 2;
         let mut capabilities = u32::from(low);
         let mut plugin = String::new();
+        let mut mariadb_capabilities = 0;
         if p.len() > at {
             at += 3; // charset, status
             let high = u16::from_le_bytes(p.get(at..at + 2)?.try_into().ok()?);
             capabilities |= u32::from(high) << 16;
             at += 2;
             let nonce_len = usize::from(*p.get(at)?);
+            if capabilities & LONG_PASSWORD == 0 {
+                let ext = p.get(at + 7..at + 11)?;
+                mariadb_capabilities = u32::from_le_bytes(ext.try_into().ok()?);
+            }
             at += 11;
             if capabilities & SECURE_CONNECTION != 0 {
                 let part2 = nonce_len.saturating_sub(8).max(13);
@@ -676,6 +697,7 @@ impl Handshake {
         Some(Handshake {
             id,
             capabilities,
+            mariadb_capabilities,
             nonce,
             plugin,
         })
@@ -738,7 +760,9 @@ mod tests {
         p.extend_from_slice(&[45, 2, 0]);
         p.extend_from_slice(&0x81BFu16.to_le_bytes());
         p.push(21);
-        p.extend_from_slice(&[0; 10]);
+        // Reserved: 6 bytes, then MariaDB's extended capabilities (a 10.11 server's).
+        p.extend_from_slice(&[0; 6]);
+        p.extend_from_slice(&0x1Du32.to_le_bytes());
         p.extend_from_slice(b"abcdefghijkl\0");
         p.extend_from_slice(b"mysql_native_password\0");
         let hs = Handshake::parse(&p).unwrap();
@@ -746,6 +770,10 @@ mod tests {
         assert_eq!(hs.nonce, b"12345678abcdefghijkl");
         assert_eq!(hs.plugin, NATIVE);
         assert_ne!(hs.capabilities & PLUGIN_AUTH, 0);
+        assert_eq!(hs.mariadb_capabilities, 0x1D);
         assert!(Handshake::parse(&p[..10]).is_none());
+        // MySQL sets CLIENT_MYSQL (bit 0): the reserved bytes mean nothing.
+        p[1 + 16 + 4 + 9] |= 1;
+        assert_eq!(Handshake::parse(&p).unwrap().mariadb_capabilities, 0);
     }
 }

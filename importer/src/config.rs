@@ -65,6 +65,34 @@ impl FromStr for DeferIndexes {
     }
 }
 
+/// How the loaders send rows (`--load-method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMethod {
+    /// MariaDB's bulk execution for tables without BLOB, TEXT or JSON columns where the target
+    /// has it, else LOAD DATA.
+    Auto,
+    /// MariaDB's bulk execution for every table (the target must be MariaDB).
+    BulkInsert,
+    /// `LOAD DATA LOCAL INFILE` for every table.
+    LoadData,
+}
+
+impl FromStr for LoadMethod {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(LoadMethod::Auto),
+            "bulk-insert" => Ok(LoadMethod::BulkInsert),
+            "load-data" => Ok(LoadMethod::LoadData),
+            _ => Err(CoreError::invalid(
+                "--load-method",
+                s,
+                "expected auto, bulk-insert or load-data",
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ImportConfig {
     /// A path, `file:///dir` or `s3://bucket/prefix` holding a dump.
@@ -94,6 +122,10 @@ pub struct ImportConfig {
     pub import_mode: bool,
     /// The CSV dialect of a Dumpling or mydumper folder (Sluice dumps carry their own).
     pub csv: Option<sluice_core::layout::CsvDialect>,
+    /// How rows go to the target.
+    pub load_method: LoadMethod,
+    /// What the target offers, found when the import is built (see `load::probe`).
+    pub(crate) wire: crate::load::Wire,
     /// LOAD DATA batch buffers, reused from table to table (see [`crate::load::BufferPool`]).
     pub(crate) buffers: crate::load::BufferPool,
 }
@@ -117,6 +149,8 @@ impl ImportConfig {
             meta_schema: "sluice_meta".to_owned(),
             csv: None,
             import_mode: false,
+            load_method: LoadMethod::Auto,
+            wire: crate::load::Wire::default(),
             observer: std::sync::Arc::new(crate::ImportLog::default()),
             buffers: crate::load::BufferPool::default(),
         }

@@ -3,7 +3,8 @@
 //! It owns the dump readers and parsers (Sluice, Dumpling and mydumper layouts; SQL, CSV,
 //! Parquet; plain, gzip, zstd), the key/value encoding (memcomparable primary keys), the
 //! parallel sorter with spill runs and k-way merge, the loaders that write in primary-key order
-//! with `LOAD DATA LOCAL INFILE` on several connections, and the checkpoints in the target's
+//! on several connections (MariaDB's bulk execution of a prepared INSERT, or `LOAD DATA LOCAL
+//! INFILE`), and the checkpoints in the target's
 //! meta schema. It depends on `sluice-core` only; it reads the dumper's output through
 //! `sluice_core::layout`.
 //!
@@ -12,6 +13,7 @@
 //! resolves duplicates per [`OnDuplicate`], loads, verifies against the dump's metadata and
 //! checkpoints.
 
+mod bulk;
 mod cell;
 mod checkpoint;
 mod config;
@@ -32,7 +34,7 @@ mod source;
 mod sql_reader;
 mod target;
 
-pub use config::{DeferIndexes, ImportConfig, OnDuplicate, parse_size};
+pub use config::{DeferIndexes, ImportConfig, LoadMethod, OnDuplicate, parse_size};
 pub use error::ImportError;
 pub use observer::{ImportLog, ImportObserver};
 pub use run::{ImportSummary, Importer, restore_target_settings};

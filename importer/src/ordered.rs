@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::ImportError;
 use crate::config::OnDuplicate;
+use crate::load::BatchSink;
 use crate::load::LoadSpec;
-use crate::load::{BATCH_BYTES, BatchSink};
 use crate::plan::{Canon, MappingCache, RowPlan};
 use crate::read::read_file;
 use crate::run::Produced;
@@ -179,7 +179,7 @@ impl Batch {
     ) -> Result<(), ImportError> {
         if self.pending_at.is_some() {
             self.rows += 1;
-            if self.buf.len() >= BATCH_BYTES {
+            if self.buf.len() >= spec.batch_bytes {
                 let fresh = self.sink.buffer();
                 let full = std::mem::replace(&mut self.buf, fresh);
                 self.send(full)?;

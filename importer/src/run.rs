@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, mpsc};
 use crate::checkpoint::{Checkpoints, TableState};
 use crate::config::{DeferIndexes, ImportConfig, OnDuplicate};
 use crate::kv::decode_value;
-use crate::load::{BATCH_BYTES, BatchSink, LoadSpec, load_batch, prepare_session};
+use crate::load::{BatchSink, LoadSpec, Loader, load_batch, method_for};
 use crate::ordered::{InOrder, produce_in_order};
 use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
@@ -54,7 +54,7 @@ pub struct Importer {
 
 impl Importer {
     /// Reads the dump's layout, applies the filter, and checks that the target answers.
-    pub async fn build(config: ImportConfig) -> Result<Importer, ImportError> {
+    pub async fn build(mut config: ImportConfig) -> Result<Importer, ImportError> {
         let local = config
             .input
             .strip_prefix("file://")
@@ -75,6 +75,7 @@ impl Importer {
             };
             let storage = Storage::open(&dir.to_string_lossy())?;
             drop(config.target.connect().await?);
+            config.wire = crate::load::probe(&config.target, config.load_method).await?;
             let source = DumpSource {
                 layout: "mysqldump",
                 database_schemas: Default::default(),
@@ -117,6 +118,7 @@ impl Importer {
             )));
         }
         drop(config.target.connect().await?);
+        config.wire = crate::load::probe(&config.target, config.load_method).await?;
         let dump_id = match &source.metadata {
             Some(m) => format!("{} {}", m.started_at, config.input),
             None => config.input.clone(),
@@ -578,11 +580,14 @@ pub(crate) async fn load_stream(
 ) -> Result<TableOutcome, ImportError> {
     let threads = config.threads.max(1);
 
+    let (method, batch_bytes) = method_for(config.wire, config.load_method, &plan.columns);
     let spec = LoadSpec {
         table: table_name.clone(),
         columns: plan.columns.clone(),
         charset: "utf8mb4".to_owned(),
         replace: config.on_duplicate == OnDuplicate::Replace,
+        method,
+        batch_bytes,
     };
     let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
     let policy = config.on_duplicate;
@@ -596,15 +601,14 @@ pub(crate) async fn load_stream(
         let pool = config.buffers.clone();
         let observer = config.observer.clone();
         loaders.spawn(async move {
-            let mut conn = endpoint.connect_raw().await?;
-            prepare_session(&mut conn, &endpoint).await?;
+            let mut loader = Loader::connect(&endpoint, &spec).await?;
             let mut loaded = 0u64;
             let mut warned = false;
             let mut warnings = Vec::new();
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some((data, rows)) = next else { break };
-                let batch = load_batch(&mut conn, &endpoint, &spec, data, rows).await?;
+                let batch = load_batch(&mut loader, &endpoint, &spec, data, rows).await?;
                 observer.rows_loaded(&spec.table, batch.taken);
                 loaded += batch.taken;
                 warned |= batch.warned;
@@ -614,7 +618,7 @@ pub(crate) async fn load_stream(
                     warnings.extend(batch.why);
                 }
             }
-            conn.quit().await;
+            loader.quit().await;
             Ok::<(u64, bool, Vec<String>), ImportError>((loaded, warned, warnings))
         });
     }
@@ -735,7 +739,7 @@ fn produce(
             s.add(&cells);
         }
         *rows_in_buf += 1;
-        if buf.len() >= BATCH_BYTES {
+        if buf.len() >= spec.batch_bytes {
             let batch = std::mem::replace(buf, sink.buffer());
             sink.send(batch, *rows_in_buf)?;
             *rows_in_buf = 0;

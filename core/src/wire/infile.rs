@@ -59,17 +59,32 @@ impl RawConn {
 
     /// One frame: its header and `payload` in vectored writes, without copying the payload.
     async fn write_frame(&mut self, payload: &[u8]) -> Result<(), Error> {
-        debug_assert!(payload.len() < MAX_FRAME);
+        self.write_frame_parts(&[], payload).await
+    }
+
+    /// One frame whose payload is `first` then `second`, written without copying either.
+    pub(super) async fn write_frame_parts(
+        &mut self,
+        first: &[u8],
+        second: &[u8],
+    ) -> Result<(), Error> {
+        let len = first.len() + second.len();
+        debug_assert!(len <= MAX_FRAME);
         let mut head = [0u8; 4];
-        head[..3].copy_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+        head[..3].copy_from_slice(&(len as u32).to_le_bytes()[..3]);
         head[3] = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        let (mut h, mut p) = (0, 0);
-        while h < head.len() || p < payload.len() {
-            let parts = [IoSlice::new(&head[h..]), IoSlice::new(&payload[p..])];
+        let mut parts = [
+            IoSlice::new(&head),
+            IoSlice::new(first),
+            IoSlice::new(second),
+        ];
+        let mut left: &mut [IoSlice<'_>] = &mut parts;
+        let mut unsent = 4 + len;
+        while unsent > 0 {
             let n = self
                 .stream
-                .write_vectored(&parts)
+                .write_vectored(left)
                 .await
                 .map_err(|e| Error::Io(IoError::Io(e)))?;
             if n == 0 {
@@ -78,9 +93,8 @@ impl RawConn {
                     "the server stopped reading",
                 ));
             }
-            let from_head = n.min(head.len() - h);
-            h += from_head;
-            p += n - from_head;
+            unsent -= n;
+            IoSlice::advance_slices(&mut left, n);
         }
         Ok(())
     }
@@ -88,7 +102,7 @@ impl RawConn {
 
 /// Affected rows and warnings of an OK packet: `00`, affected rows, last insert id, status (2),
 /// warnings (2).
-fn ok_counts(p: &[u8]) -> Option<LocalLoad> {
+pub(super) fn ok_counts(p: &[u8]) -> Option<LocalLoad> {
     let (affected_rows, a) = lenenc(p, 1)?;
     let (_, b) = lenenc(p, 1 + a)?;
     let w = p.get(3 + a + b..5 + a + b)?;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use sluice_core::layout::CsvDialect;
 use sluice_core::{Routes, TableFilter};
 use sluice_importer::{
-    DeferIndexes, ImportConfig, Importer, OnDuplicate, parse_size, restore_target_settings,
+    DeferIndexes, ImportConfig, Importer, LoadMethod, OnDuplicate, parse_size,
+    restore_target_settings,
 };
 
 use crate::ExitCode;
@@ -81,6 +82,11 @@ pub struct ImportArgs {
     /// GLOBAL (else a warning and a normal import).
     #[arg(long)]
     import_mode: bool,
+    /// How rows go to the target: auto (MariaDB's bulk execution of a prepared INSERT for
+    /// tables without BLOB/TEXT/JSON columns when the target is MariaDB, else LOAD DATA LOCAL
+    /// INFILE), bulk-insert (every table; MariaDB only) or load-data.
+    #[arg(long, default_value = "auto", value_name = "METHOD")]
+    load_method: LoadMethod,
     /// Only restore target settings that an interrupted --import-mode run left changed.
     #[arg(long)]
     restore_target_settings: bool,
@@ -109,6 +115,7 @@ impl ImportArgs {
             parse_size(&self.sort_memory).map_err(|e| format!("--sort-memory: {e}"))?;
         config.on_duplicate = self.on_duplicate;
         config.defer_indexes = self.defer_indexes;
+        config.load_method = self.load_method;
         config.no_schema = self.no_schema;
         config.restart = self.restart;
         config.filter = TableFilter::new(&self.filters).map_err(|e| format!("--filter: {e}"))?;
