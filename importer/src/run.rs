@@ -15,7 +15,7 @@ use sluice_core::{Endpoint, Storage, TableInfo, cells};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::checkpoint::{Checkpoints, TableState};
-use crate::config::{DeferIndexes, ImportConfig, OnDuplicate};
+use crate::config::{DeferIndexes, ImportConfig, LoadMethod, OnDuplicate};
 use crate::kv::decode_value;
 use crate::load::{BatchSink, LoadSpec, Loader, load_batch, method_for};
 use crate::ordered::{InOrder, produce_in_order};
@@ -38,6 +38,8 @@ pub struct ImportSummary {
     pub sort_runs_spilled: usize,
     /// Tables whose rows were not in key order in their files, so they went through the sort.
     pub tables_sorted: usize,
+    /// Tables loaded by MariaDB's bulk execution (the others by LOAD DATA; see `load.rs`).
+    pub tables_bulk_inserted: usize,
     pub seconds: f64,
 }
 
@@ -206,6 +208,7 @@ impl Importer {
             duplicates_dropped: 0,
             sort_runs_spilled: 0,
             tables_sorted: 0,
+            tables_bulk_inserted: 0,
             seconds: 0.0,
         };
         drop(conn);
@@ -240,6 +243,7 @@ impl Importer {
                     summary.duplicates_dropped += outcome.duplicates_dropped;
                     summary.sort_runs_spilled += outcome.runs;
                     summary.tables_sorted += usize::from(outcome.sorted);
+                    summary.tables_bulk_inserted += usize::from(outcome.bulk_inserted);
                 }
             }
         }
@@ -410,6 +414,8 @@ pub(crate) struct TableOutcome {
     pub(crate) out_of_order: Option<String>,
     /// The rows went through the sort.
     pub(crate) sorted: bool,
+    /// The rows went by bulk execution, not LOAD DATA.
+    pub(crate) bulk_inserted: bool,
     /// The fingerprint of the rows sent, when the target took them all without a warning
     /// (see `sent.rs`); `None` means: verify by reading the table back.
     pub(crate) sent: Option<RowFingerprint>,
@@ -654,6 +660,7 @@ pub(crate) async fn load_stream(
             runs: 0,
             out_of_order: produced.out_of_order,
             sorted: false,
+            bulk_inserted: spec.method == LoadMethod::BulkInsert,
             sent: None,
         });
     }
@@ -678,6 +685,7 @@ pub(crate) async fn load_stream(
         runs: 0,
         out_of_order: None,
         sorted: false,
+        bulk_inserted: spec.method == LoadMethod::BulkInsert,
         sent: produced.sent.filter(|_| !warned),
     })
 }

@@ -93,6 +93,7 @@ pub async fn run_script(
         duplicates_dropped: 0,
         sort_runs_spilled: 0,
         tables_sorted: 0,
+        tables_bulk_inserted: 0,
         seconds: 0.0,
     };
     for name in &order {
@@ -119,6 +120,7 @@ pub async fn run_script(
         summary.duplicates_dropped += outcome.duplicates_dropped;
         summary.sort_runs_spilled += outcome.runs;
         summary.tables_sorted += 1;
+        summary.tables_bulk_inserted += usize::from(outcome.bulk_inserted);
     }
     config.observer.finished();
     for t in &triggers {
