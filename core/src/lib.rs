@@ -21,6 +21,7 @@ mod schema;
 mod sql_literal;
 mod storage;
 mod table_name;
+mod direct_file;
 mod wire;
 
 pub use chunks::{Chunk, plan_table, tuple_compare};

@@ -11,7 +11,6 @@
 //! [`StorageWriter::finish`]: a writer dropped on an error leaves nothing behind that a reader
 //! could take for complete.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +26,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::direct_file::DirectFile;
 use crate::{CoreError, Secret};
 
 /// Bytes a [`StorageWriter`] buffers before it switches to a multipart upload; also the part size.
@@ -377,11 +377,12 @@ enum WriterInner {
     Local(LocalFile),
 }
 
-/// A local staging file, opened on the first write.
+/// A local staging file, opened on the first write, written around the page cache (see
+/// `direct_file.rs`).
 struct LocalFile {
     target: PathBuf,
     staging: PathBuf,
-    file: Option<std::fs::File>,
+    file: Option<DirectFile>,
 }
 
 impl LocalFile {
@@ -397,12 +398,12 @@ impl LocalFile {
         }
     }
 
-    fn file(&mut self) -> std::io::Result<&mut std::fs::File> {
+    fn file(&mut self) -> std::io::Result<&mut DirectFile> {
         if self.file.is_none() {
             if let Some(dir) = self.staging.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            self.file = Some(std::fs::File::create(&self.staging)?);
+            self.file = Some(DirectFile::create(&self.staging)?);
         }
         self.file
             .as_mut()
@@ -420,7 +421,7 @@ impl LocalFile {
 
     /// Syncs the data, then renames: after a crash the name holds the whole file or nothing.
     fn commit(&mut self) -> std::io::Result<()> {
-        self.file()?.sync_data()?;
+        self.file()?.finish()?;
         self.file = None;
         std::fs::rename(&self.staging, &self.target)
     }
@@ -488,7 +489,8 @@ impl AsyncWrite for StorageWriter {
     ) -> Poll<std::io::Result<usize>> {
         let poll = match &mut self.inner {
             WriterInner::Object(w) => Pin::new(w).poll_write(cx, buf),
-            // A write into the page cache: short enough to do in place.
+            // A copy into the file's buffer, and at most one 1 MiB write to disk: short enough
+            // to do in place.
             WriterInner::Local(f) => Poll::Ready(
                 f.file()
                     .and_then(|file| file.write_all(buf))
