@@ -167,7 +167,15 @@ mod tests {
     #[test]
     fn every_byte_arrives_whatever_the_write_sizes() {
         let dir = tempfile::tempdir().unwrap();
-        for total in [0, 1, ALIGN - 1, ALIGN, BUFFER, BUFFER + 1, 3 * BUFFER + 12_345] {
+        for total in [
+            0,
+            1,
+            ALIGN - 1,
+            ALIGN,
+            BUFFER,
+            BUFFER + 1,
+            3 * BUFFER + 12_345,
+        ] {
             let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
             let path = dir.path().join(format!("f{total}"));
             let mut file = DirectFile::create(&path).unwrap();

@@ -10,6 +10,7 @@
 mod chunks;
 mod column;
 pub mod ddl;
+mod direct_file;
 mod endpoint;
 mod error;
 mod filter;
@@ -21,7 +22,6 @@ mod schema;
 mod sql_literal;
 mod storage;
 mod table_name;
-mod direct_file;
 mod wire;
 
 pub use chunks::{Chunk, plan_table, tuple_compare};

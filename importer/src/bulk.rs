@@ -112,6 +112,7 @@ mod tests {
             replace: false,
             method: LoadMethod::BulkInsert,
             batch_bytes: 1 << 20,
+            max_row_bytes: 2 << 20,
         }
     }
 

@@ -68,10 +68,11 @@ impl FromStr for DeferIndexes {
 /// How the loaders send rows (`--load-method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadMethod {
-    /// MariaDB's bulk execution for tables without BLOB, TEXT or JSON columns where the target
-    /// has it, else LOAD DATA.
+    /// MariaDB's bulk execution where the target has it, else LOAD DATA; a table with a row too
+    /// big for one bulk execution is loaded again with LOAD DATA.
     Auto,
-    /// MariaDB's bulk execution for every table (the target must be MariaDB).
+    /// MariaDB's bulk execution for every table (the target must be MariaDB; a row too big for
+    /// one bulk execution fails the import).
     BulkInsert,
     /// `LOAD DATA LOCAL INFILE` for every table.
     LoadData,

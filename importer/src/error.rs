@@ -23,6 +23,21 @@ pub enum ImportError {
     Verification { table: String, reason: String },
     #[error("an import worker failed: {0}")]
     Worker(String),
+    /// One row's bulk parameters would not fit a bulk execution within the target's
+    /// `max_allowed_packet`: the table is loaded again with LOAD DATA (see `run::import_table`).
+    #[error(
+        "a row of {table} takes {bytes} bytes as bulk INSERT parameters, too many for one bulk execution within the target's max_allowed_packet; use --load-method load-data"
+    )]
+    RowTooBigForBulk { table: String, bytes: usize },
+    /// The target refused a bulk execution where LOAD DATA only warns (MariaDB 10.11 fails a
+    /// bulk `INSERT IGNORE` on a CHECK constraint, such as JSON validity, instead of skipping
+    /// the row): the table is loaded again with LOAD DATA, whose warnings say what was refused.
+    #[error("bulk INSERT into {table}: ERROR {code}: {message}")]
+    BulkRefused {
+        table: String,
+        code: u16,
+        message: String,
+    },
 }
 
 impl ImportError {

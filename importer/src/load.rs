@@ -7,9 +7,10 @@
 //!   INSERTs at less than half the client CPU per row (measured in ../shared/notes). The
 //!   stream is tab-separated with backslash escapes (`\N` for NULL). Binary columns travel as
 //!   hex and are decoded by `UNHEX()`, and BIT columns as numbers cast back, so no byte passes
-//!   through a charset conversion it should not see. It is the only method MySQL offers, and
-//!   the one for tables with BLOB, TEXT or JSON columns: a bulk batch is one packet, which a
-//!   single big value could push past `max_allowed_packet`.
+//!   through a charset conversion it should not see. It is the only method MySQL offers. A
+//!   bulk batch is one packet, which must fit the target's `max_allowed_packet`; LOAD DATA
+//!   streams, so a table holding a row too big for a bulk batch is loaded again this way (see
+//!   `run::import_table`).
 
 use sluice_core::{
     ColumnInfo, ColumnKind, Endpoint, Prepared, RawConn, TableName, escape_with, quote_ident,
@@ -21,7 +22,7 @@ use crate::config::LoadMethod;
 /// Encoded rows sent to the server in one LOAD DATA statement.
 pub(crate) const BATCH_BYTES: usize = 16 << 20;
 
-/// Encoded rows in one bulk execution, at most (and at most half the target's
+/// Encoded rows in one bulk execution, at most (and at most a quarter of the target's
 /// `max_allowed_packet`, which the whole command must fit).
 const BULK_BATCH_BYTES: usize = 4 << 20;
 
@@ -32,6 +33,12 @@ pub(crate) struct Wire {
     pub(crate) bulk: bool,
     /// Bytes of rows per bulk execution.
     pub(crate) bulk_batch_bytes: usize,
+    /// The biggest row a bulk batch may take: with a batch closed past `bulk_batch_bytes`, a
+    /// quarter of `max_allowed_packet`, half of it leaves room for one more row.
+    pub(crate) bulk_max_row_bytes: usize,
+    /// `--load-method auto` may load tables with BLOB, TEXT or JSON columns by bulk execution:
+    /// their loader can load the table again with LOAD DATA if a row is too big.
+    pub(crate) bulk_long_values: bool,
 }
 
 /// Finds whether the loaders may use bulk execution on this target.
@@ -64,11 +71,14 @@ pub(crate) async fn probe(endpoint: &Endpoint, method: LoadMethod) -> Result<Wir
         .unwrap_or(1 << 20);
     Ok(Wire {
         bulk: true,
-        bulk_batch_bytes: (max_packet / 2).min(BULK_BATCH_BYTES),
+        bulk_batch_bytes: (max_packet / 4).min(BULK_BATCH_BYTES),
+        bulk_max_row_bytes: max_packet / 2,
+        bulk_long_values: true,
     })
 }
 
-/// Columns whose one value may be bigger than a bulk batch can hold.
+/// Columns whose one value may be bigger than a bulk batch can hold (tables of a `mysqldump`
+/// script load with LOAD DATA when they have one: see [`Wire::bulk_long_values`]).
 fn holds_long_values(columns: &[ColumnInfo]) -> bool {
     columns.iter().any(|c| {
         matches!(
@@ -94,17 +104,24 @@ fn holds_long_values(columns: &[ColumnInfo]) -> bool {
     })
 }
 
-/// The method and batch size for one table's columns.
+/// The method, batch size and biggest row for one table's columns.
 pub(crate) fn method_for(
     wire: Wire,
     asked: LoadMethod,
     columns: &[ColumnInfo],
-) -> (LoadMethod, usize) {
-    let bulk = wire.bulk && (asked == LoadMethod::BulkInsert || !holds_long_values(columns));
+) -> (LoadMethod, usize, usize) {
+    let bulk = wire.bulk
+        && (asked == LoadMethod::BulkInsert
+            || wire.bulk_long_values
+            || !holds_long_values(columns));
     if bulk {
-        (LoadMethod::BulkInsert, wire.bulk_batch_bytes)
+        (
+            LoadMethod::BulkInsert,
+            wire.bulk_batch_bytes,
+            wire.bulk_max_row_bytes,
+        )
     } else {
-        (LoadMethod::LoadData, BATCH_BYTES)
+        (LoadMethod::LoadData, BATCH_BYTES, usize::MAX)
     }
 }
 
@@ -175,6 +192,8 @@ pub struct LoadSpec {
     pub method: LoadMethod,
     /// A batch is sent once its buffer holds this many bytes.
     pub batch_bytes: usize,
+    /// The biggest encoded row a batch may take (see [`Wire`]).
+    pub max_row_bytes: usize,
 }
 
 impl LoadSpec {
@@ -237,6 +256,17 @@ impl LoadSpec {
             sql.push_str(&sets.join(", "));
         }
         sql
+    }
+
+    /// Refuses a row that took `bytes` to encode when a batch cannot hold it.
+    pub(crate) fn check_row_size(&self, bytes: usize) -> Result<(), ImportError> {
+        if bytes > self.max_row_bytes {
+            return Err(ImportError::RowTooBigForBulk {
+                table: self.table.plain(),
+                bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Appends one row (cells in `columns` order) to a batch.
@@ -367,6 +397,13 @@ pub async fn load_batch(
                 tracing::info!(table = %spec.table.plain(), code = e.code, tries, "{what} lost a lock conflict; sending the batch again");
                 tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
             }
+            Err(mysql_async::Error::Server(e)) if loader.bulk.is_some() => {
+                return Err(ImportError::BulkRefused {
+                    table: spec.table.plain(),
+                    code: e.code,
+                    message: e.message,
+                });
+            }
             Err(e) => {
                 return Err(endpoint
                     .error(format!("{what} into {}", spec.table.plain()), e)
@@ -428,6 +465,7 @@ mod tests {
             replace: false,
             method: LoadMethod::LoadData,
             batch_bytes: BATCH_BYTES,
+            max_row_bytes: usize::MAX,
         };
         let sql = spec.statement_in(spec.batch_charset(b"\xC3\xA9"));
         assert!(sql.contains("CHARACTER SET utf8mb4"), "{sql}");
@@ -457,6 +495,7 @@ mod tests {
             replace: false,
             method: LoadMethod::LoadData,
             batch_bytes: BATCH_BYTES,
+            max_row_bytes: usize::MAX,
         };
         let plain = spec(vec![
             col("i", ColumnKind::Integer),

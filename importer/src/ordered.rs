@@ -109,7 +109,7 @@ pub(crate) fn produce_in_order(
                                 at()
                             )),
                             OnDuplicate::Replace => {
-                                batch.replace_pending(spec, canon);
+                                batch.replace_pending(spec, canon)?;
                                 pending_origin = (index, line);
                             }
                             OnDuplicate::Ignore => {}
@@ -163,11 +163,14 @@ struct Batch {
 }
 
 impl Batch {
-    fn encode(&mut self, spec: &LoadSpec, cells: &[Option<&[u8]>]) {
+    fn encode(&mut self, spec: &LoadSpec, cells: &[Option<&[u8]>]) -> Result<(), ImportError> {
+        let start = self.buf.len();
         spec.encode_row(&mut self.buf, cells);
+        spec.check_row_size(self.buf.len() - start)?;
         if let Some(s) = &mut self.sent {
             s.add(cells);
         }
+        Ok(())
     }
 
     /// Makes the pending row final and adds `canon` as the new pending row; sends the final
@@ -186,16 +189,20 @@ impl Batch {
             }
         }
         self.pending_at = Some(self.buf.len());
-        self.encode(spec, canon);
-        Ok(())
+        self.encode(spec, canon)
     }
 
     /// A later duplicate takes the pending row's place (`--on-duplicate replace`).
-    fn replace_pending(&mut self, spec: &LoadSpec, canon: &[Option<&[u8]>]) {
+    fn replace_pending(
+        &mut self,
+        spec: &LoadSpec,
+        canon: &[Option<&[u8]>],
+    ) -> Result<(), ImportError> {
         if let Some(at) = self.pending_at {
             self.buf.truncate(at);
-            self.encode(spec, canon);
+            self.encode(spec, canon)?;
         }
+        Ok(())
     }
 
     fn send(&mut self, data: Vec<u8>) -> Result<(), ImportError> {

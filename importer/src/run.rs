@@ -421,9 +421,33 @@ pub(crate) struct TableOutcome {
     pub(crate) sent: Option<RowFingerprint>,
 }
 
+/// Loads a table's rows (see [`import_table_by`]). Under `--load-method auto`, a table with a
+/// row too big for one bulk execution, or whose bulk execution the target refused, is emptied
+/// and loaded again with LOAD DATA: it streams, and it keeps LOAD DATA's rules for bad values.
+async fn import_table(
+    config: &ImportConfig,
+    storage: &Storage,
+    table: &TableSource,
+    plan: &RowPlan,
+    dialect: &CsvDialect,
+) -> Result<TableOutcome, ImportError> {
+    match import_table_by(config, storage, table, plan, dialect).await {
+        Err(e @ (ImportError::RowTooBigForBulk { .. } | ImportError::BulkRefused { .. }))
+            if config.load_method != LoadMethod::BulkInsert =>
+        {
+            tracing::info!(table = %table.name.plain(), reason = %e, "loading the table again with LOAD DATA");
+            empty_table(config, table, "load it again").await?;
+            let mut streamed = config.clone();
+            streamed.wire.bulk = false;
+            import_table_by(&streamed, storage, table, plan, dialect).await
+        }
+        other => other,
+    }
+}
+
 /// Loads a table's rows: in file order when they come in key order (`ordered.rs`), else, once
 /// that finds a key out of order, through the sort after emptying what it loaded.
-async fn import_table(
+async fn import_table_by(
     config: &ImportConfig,
     storage: &Storage,
     table: &TableSource,
@@ -436,13 +460,22 @@ async fn import_table(
         return Ok(outcome);
     };
     tracing::info!(table = %table.name.plain(), at = %at, "rows are not in key order: sorting them");
+    empty_table(config, table, "sort it").await?;
+    import_sorted(config, storage, table, &plan, dialect).await
+}
+
+/// Empties a table a load left half done, to load it again (`why`, for the error message).
+async fn empty_table(
+    config: &ImportConfig,
+    table: &TableSource,
+    why: &str,
+) -> Result<(), ImportError> {
     let endpoint = &config.target;
     let mut conn = endpoint.connect().await?;
     conn.query_drop(format!("TRUNCATE TABLE {}", table.name))
         .await
-        .map_err(|e| endpoint.error(format!("empty {} to sort it", table.name.plain()), e))?;
-    drop(conn);
-    import_sorted(config, storage, table, &plan, dialect).await
+        .map_err(|e| endpoint.error(format!("empty {} to {why}", table.name.plain()), e))?;
+    Ok(())
 }
 
 /// Streams the files in order, fetching ahead of the parser, into the loaders.
@@ -586,7 +619,8 @@ pub(crate) async fn load_stream(
 ) -> Result<TableOutcome, ImportError> {
     let threads = config.threads.max(1);
 
-    let (method, batch_bytes) = method_for(config.wire, config.load_method, &plan.columns);
+    let (method, batch_bytes, max_row_bytes) =
+        method_for(config.wire, config.load_method, &plan.columns);
     let spec = LoadSpec {
         table: table_name.clone(),
         columns: plan.columns.clone(),
@@ -594,6 +628,7 @@ pub(crate) async fn load_stream(
         replace: config.on_duplicate == OnDuplicate::Replace,
         method,
         batch_bytes,
+        max_row_bytes,
     };
     let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(threads * 2);
     let policy = config.on_duplicate;
@@ -742,7 +777,9 @@ fn produce(
      -> Result<(), ImportError> {
         let (cells, _, _) = decode_value(&kv.1, columns)
             .ok_or_else(|| ImportError::Worker("corrupt sort record".into()))?;
+        let start = buf.len();
         spec.encode_row(buf, &cells);
+        spec.check_row_size(buf.len() - start)?;
         if let Some(s) = sent {
             s.add(&cells);
         }

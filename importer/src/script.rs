@@ -59,6 +59,11 @@ pub async fn run_script(
     name: &str,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
+    // A script's rows are parsed once, into the sorter, so a table cannot be loaded again
+    // with LOAD DATA: tables with long values go that way from the start.
+    let mut config = config.clone();
+    config.wire.bulk_long_values = false;
+    let config = &config;
     let endpoint = &config.target;
     let mut conn = endpoint.connect().await?;
     conn.query_drop("SET SESSION foreign_key_checks = 0, sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")

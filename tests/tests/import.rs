@@ -97,8 +97,8 @@ async fn types_round_trip(extra: &[&str], import_extra: &[&str], bulk: bool) {
 
 #[tokio::test]
 async fn every_type_round_trips_through_a_sql_dump() {
-    // BLOB and TEXT columns: LOAD DATA under the default `--load-method auto`.
-    types_round_trip(&[], &[], false).await;
+    // On a MariaDB target `--load-method auto` loads by bulk execution.
+    types_round_trip(&[], &[], true).await;
 }
 
 #[tokio::test]
@@ -106,13 +106,13 @@ async fn every_type_round_trips_through_a_zstd_csv_dump() {
     types_round_trip(
         &["--format", "csv", "--compress", "zstd", "--csv-header"],
         &[],
-        false,
+        true,
     )
     .await;
 }
 
-/// The types table has BLOB and TEXT columns, which `auto` loads with LOAD DATA: here every
-/// type goes through MariaDB's bulk execution instead, and then explicitly through LOAD DATA.
+/// Every type through each method explicitly: MariaDB's bulk execution, then LOAD DATA (what
+/// MySQL targets and rows too big for a bulk execution get).
 #[tokio::test]
 async fn every_type_round_trips_through_each_load_method() {
     for method in ["bulk-insert", "load-data"] {
@@ -778,31 +778,65 @@ async fn deferred_indexes_by_default_leave_every_definition_as_on_the_source() {
     }
 }
 
+/// A 4 MiB `max_allowed_packet` (what many managed servers run with) against the loaders'
+/// batches: 16 MiB LOAD DATA streams, bulk executions kept to a quarter of the packet, and a
+/// TEXT table whose 3 MiB row cannot go in one bulk execution, loaded again with LOAD DATA.
 #[tokio::test]
-async fn a_target_with_a_small_max_allowed_packet_takes_16_mib_batches() {
-    // 16 MiB is MariaDB's default; 4 MiB is what many managed servers run with.
+async fn a_target_with_a_small_max_allowed_packet_takes_every_batch() {
     let small =
         sluice_tests::MariaDb::start_with(sluice_tests::Role::Target, "max_allowed_packet=4M");
     let db = unique_name("import_packet");
     seed_big(&db, 200_000).await;
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "USE `{db}`; CREATE TABLE notes (id INT PRIMARY KEY, body MEDIUMTEXT);
+             CREATE TABLE short_notes (id INT PRIMARY KEY, body TEXT);
+             INSERT INTO notes SELECT seq, REPEAT('n', seq) FROM seq_1_to_2000;
+             INSERT INTO notes VALUES (3000, REPEAT('big ', 786432));
+             INSERT INTO short_notes SELECT seq, REPEAT('s', seq % 300) FROM seq_1_to_2000;"
+        )
+        .as_bytes(),
+    );
     let dir = tempfile::tempdir().unwrap();
     dump(&db, dir.path(), &[]);
-    let out = sluice(&[
-        "import",
-        "--input",
-        dir.path().to_str().unwrap(),
-        "--target",
-        &small.url(),
-        "--threads",
-        "2",
-    ]);
-    assert_ok(&out);
-    let mut conn = small.conn().await;
-    let rows: Option<u64> = conn
-        .query_first(format!("SELECT COUNT(*) FROM `{db}`.big"))
-        .await
-        .unwrap();
-    assert_eq!(rows, Some(200_000));
+    for method in ["auto", "load-data"] {
+        let into = format!("{db}_{}", &method[..4]);
+        let out = sluice(&[
+            "import",
+            "--input",
+            dir.path().to_str().unwrap(),
+            "--target",
+            &small.url(),
+            "--threads",
+            "2",
+            "--json",
+            "--load-method",
+            method,
+            "--route",
+            &format!("{db}.*={into}.*"),
+        ]);
+        assert_ok(&out);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // auto: every table by bulk execution but `notes`, by LOAD DATA after all.
+        let tables = summary["tables"].as_u64().unwrap();
+        let bulk = if method == "auto" { tables - 1 } else { 0 };
+        assert_eq!(summary["tables_bulk_inserted"], bulk, "{method}: {summary}");
+        let (mut s, mut t) = (source().conn().await, small.conn().await);
+        let rows: Option<u64> = t
+            .query_first(format!("SELECT COUNT(*) FROM `{into}`.big"))
+            .await
+            .unwrap();
+        assert_eq!(rows, Some(200_000), "{method}");
+        for table in ["notes", "short_notes"] {
+            assert_eq!(
+                checksum_table(&mut t, &format!("`{into}`.{table}")).await,
+                checksum_table(&mut s, &format!("`{db}`.{table}")).await,
+                "{method}: {table}"
+            );
+        }
+    }
 }
 
 /// Dumps written before fingerprint V2 (metadata version 1) still verify: the importer computes

@@ -82,9 +82,9 @@ pub struct ImportArgs {
     /// GLOBAL (else a warning and a normal import).
     #[arg(long)]
     import_mode: bool,
-    /// How rows go to the target: auto (MariaDB's bulk execution of a prepared INSERT for
-    /// tables without BLOB/TEXT/JSON columns when the target is MariaDB, else LOAD DATA LOCAL
-    /// INFILE), bulk-insert (every table; MariaDB only) or load-data.
+    /// How rows go to the target: auto (MariaDB's bulk execution of a prepared INSERT when the
+    /// target is MariaDB, LOAD DATA LOCAL INFILE for MySQL and for a table with a row too big
+    /// for one bulk execution), bulk-insert (MariaDB only; such a row fails) or load-data.
     #[arg(long, default_value = "auto", value_name = "METHOD")]
     load_method: LoadMethod,
     /// Only restore target settings that an interrupted --import-mode run left changed.
