@@ -88,14 +88,8 @@ mod tests {
 
     fn col(name: &str, kind: ColumnKind, charset: Option<&str>) -> ColumnInfo {
         ColumnInfo {
-            name: name.into(),
-            kind,
-            data_type: String::new(),
-            unsigned: false,
-            precision: 0,
-            scale: 0,
             charset: charset.map(Into::into),
-            nullable: true,
+            ..crate::load::tests::col(name, kind)
         }
     }
 

@@ -435,10 +435,11 @@ pub async fn load_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn col(name: &str, kind: ColumnKind) -> ColumnInfo {
+    /// A column of `kind` with no charset, for encoding tests.
+    pub(crate) fn col(name: &str, kind: ColumnKind) -> ColumnInfo {
         ColumnInfo {
             name: name.into(),
             kind,
