@@ -339,9 +339,11 @@ fn a_malformed_job_file_is_refused_with_every_place_named() {
 
 #[tokio::test]
 async fn check_reports_every_failing_pre_check() {
-    // A source that logs statements, a user without replication grants, a keyless table.
+    // A source that logs statements, a user without replication grants, a keyless table; a
+    // MariaDB target without local_infile (a warning: it loads by bulk INSERT).
     let own =
         sluice_tests::MariaDb::start_with(sluice_tests::Role::Source, "binlog_format=STATEMENT");
+    let no_infile = sluice_tests::MariaDb::start_with(sluice_tests::Role::Target, "local_infile=0");
     let mut c = own.conn().await;
     c.query_drop(
         "CREATE DATABASE app; CREATE TABLE app.keyless (a INT); INSERT INTO app.keyless VALUES (1);
@@ -357,7 +359,7 @@ async fn check_reports_every_failing_pre_check() {
             "name = \"check\"\n[source]\nurl = \"mysql://weak:pw@127.0.0.1:{}\"\n[target]\nurl = \"{}\"\n\
              [storage]\nurl = \"{}\"\n[filter]\ninclude = [\"app.*\"]\n",
             own.port,
-            target().url(),
+            no_infile.url(),
             dir.path().join("dump").display()
         ),
     )
@@ -403,6 +405,11 @@ async fn check_reports_every_failing_pre_check() {
     );
     assert!(
         out.contains("fix: SET GLOBAL binlog_format = 'ROW'"),
+        "{out}"
+    );
+    let infile = line("target local_infile");
+    assert!(
+        infile.contains("WARN") && infile.contains("bulk INSERT"),
         "{out}"
     );
 }

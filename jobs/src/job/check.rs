@@ -56,10 +56,23 @@ pub async fn run(job: &Job) -> Vec<Finding> {
             .query_first("SHOW GLOBAL VARIABLES LIKE 'local_infile'")
             .await
             .unwrap_or(None);
+        let version: Option<String> = t.query_first("SELECT VERSION()").await.unwrap_or(None);
+        let mariadb = version.is_some_and(|v| v.contains("MariaDB"));
         out.push(match infile.map(|(_, v)| v.to_ascii_uppercase()) {
             Some(v) if v == "ON" || v == "1" => {
                 finding("target local_infile", Verdict::Pass, "ON", "")
             }
+            // MariaDB takes the rows by bulk execution; LOAD DATA is only the way back for a
+            // table the bulk path cannot take (importer/src/load.rs).
+            other if mariadb => finding(
+                "target local_infile",
+                Verdict::Warn,
+                format!(
+                    "{} (the import loads MariaDB by bulk INSERT; a table with a row over half of max_allowed_packet, or a value a bulk INSERT refuses, needs LOAD DATA LOCAL INFILE)",
+                    other.unwrap_or_default()
+                ),
+                "SET GLOBAL local_infile = 1",
+            ),
             other => finding(
                 "target local_infile",
                 Verdict::Fail,

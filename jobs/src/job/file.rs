@@ -752,7 +752,7 @@ url = "mysql://root@127.0.0.1:3407"
 # password_file = "/run/secrets/source"   # first line is the password
 # password_env = "SOURCE_PASSWORD"        # or an environment variable
 
-[target]                      # MySQL-protocol target (local_infile=1 for the import)
+[target]                      # MySQL-protocol target (MySQL: local_infile=1 for the import)
 url = "mysql://root@127.0.0.1:3408"
 # password_file = "/run/secrets/target"
 
