@@ -59,16 +59,32 @@ pub(crate) async fn probe(endpoint: &Endpoint, method: LoadMethod) -> Result<Wir
         return Ok(Wire::default());
     }
     let rows = conn
-        .query_rows("SELECT @@max_allowed_packet")
+        .query_rows("SELECT @@max_allowed_packet, @@log_bin, @@binlog_format")
         .await
-        .map_err(|e| endpoint.error("read max_allowed_packet", e))?;
+        .map_err(|e| endpoint.error("read max_allowed_packet and binlog_format", e))?;
     conn.quit().await;
-    let max_packet = rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|c| c.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
-        .unwrap_or(1 << 20);
+    let cell = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i))
+            .and_then(|c| c.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or_default()
+    };
+    let max_packet = cell(0).parse::<usize>().unwrap_or(1 << 20);
+    if cell(1) == "1" && cell(2).eq_ignore_ascii_case("STATEMENT") {
+        // MariaDB refuses bulk execution when it logs statements (ERROR 4033).
+        if method == LoadMethod::BulkInsert {
+            return Err(ImportError::Target(format!(
+                "--load-method bulk-insert: the target at {} logs statements (binlog_format=STATEMENT), \
+                 and MariaDB runs bulk executions only with row-based logging; use --load-method auto or load-data",
+                endpoint.address()
+            )));
+        }
+        tracing::info!(
+            "the target logs statements (binlog_format=STATEMENT): loading with LOAD DATA"
+        );
+        return Ok(Wire::default());
+    }
     Ok(Wire {
         bulk: true,
         bulk_batch_bytes: (max_packet / 4).min(BULK_BATCH_BYTES),

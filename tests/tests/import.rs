@@ -839,6 +839,58 @@ async fn a_target_with_a_small_max_allowed_packet_takes_every_batch() {
     }
 }
 
+/// MariaDB runs bulk executions only with row-based logging: a target that logs statements
+/// gets LOAD DATA, and `--load-method bulk-insert` is refused naming why.
+#[tokio::test]
+async fn a_target_logging_statements_loads_with_load_data() {
+    let logging = sluice_tests::MariaDb::start_with(
+        sluice_tests::Role::Target,
+        "log-bin\nbinlog_format=STATEMENT",
+    );
+    let db = unique_name("import_stmt_log");
+    mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v VARCHAR(20));
+             INSERT INTO `{db}`.t SELECT seq, CONCAT('v', seq) FROM `{db}`.seq_1_to_3000;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    dump(&db, dir.path(), &[]);
+    let out = sluice(&[
+        "import",
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--target",
+        &logging.url(),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["tables_bulk_inserted"], 0, "{summary}");
+    let (mut s, mut t) = (source().conn().await, logging.conn().await);
+    let name = format!("`{db}`.t");
+    assert_eq!(
+        checksum_table(&mut t, &name).await,
+        checksum_table(&mut s, &name).await
+    );
+    let forced = sluice(&[
+        "import",
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--target",
+        &logging.url(),
+        "--load-method",
+        "bulk-insert",
+        "--restart",
+    ]);
+    let err = String::from_utf8_lossy(&forced.stderr);
+    assert_eq!(forced.status.code(), Some(2), "{err}");
+    assert!(err.contains("binlog_format=STATEMENT"), "{err}");
+}
+
 /// Dumps written before fingerprint V2 (metadata version 1) still verify: the importer computes
 /// the fingerprint their metadata version names.
 #[tokio::test]
