@@ -125,8 +125,8 @@ pub struct ImportConfig {
     pub csv: Option<sluice_core::layout::CsvDialect>,
     /// How rows go to the target.
     pub load_method: LoadMethod,
-    /// What the target offers, found when the import is built (see `load::probe`).
-    pub(crate) wire: crate::load::Wire,
+    /// What the target offers, found when the import is built (see `method::probe`).
+    pub(crate) wire: crate::method::Wire,
     /// LOAD DATA batch buffers, reused from table to table (see [`crate::load::BufferPool`]).
     pub(crate) buffers: crate::load::BufferPool,
 }
@@ -151,7 +151,7 @@ impl ImportConfig {
             csv: None,
             import_mode: false,
             load_method: LoadMethod::Auto,
-            wire: crate::load::Wire::default(),
+            wire: crate::method::Wire::default(),
             observer: std::sync::Arc::new(crate::ImportLog::default()),
             buffers: crate::load::BufferPool::default(),
         }

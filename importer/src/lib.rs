@@ -22,6 +22,7 @@ mod import_mode;
 mod insert;
 mod kv;
 mod load;
+mod method;
 mod observer;
 mod ordered;
 mod plan;

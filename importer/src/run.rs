@@ -17,7 +17,8 @@ use tokio::sync::{Mutex, mpsc};
 use crate::checkpoint::{Checkpoints, TableState};
 use crate::config::{DeferIndexes, ImportConfig, LoadMethod, OnDuplicate};
 use crate::kv::decode_value;
-use crate::load::{BatchSink, LoadSpec, Loader, load_batch, method_for};
+use crate::load::{BatchSink, LoadSpec, Loader, load_batch};
+use crate::method::method_for;
 use crate::ordered::{InOrder, produce_in_order};
 use crate::plan::{MappingCache, RowPlan};
 use crate::read::read_file;
@@ -77,7 +78,7 @@ impl Importer {
             };
             let storage = Storage::open(&dir.to_string_lossy())?;
             drop(config.target.connect().await?);
-            config.wire = crate::load::probe(&config.target, config.load_method).await?;
+            config.wire = crate::method::probe(&config.target, config.load_method).await?;
             let source = DumpSource {
                 layout: "mysqldump",
                 database_schemas: Default::default(),
@@ -120,7 +121,7 @@ impl Importer {
             )));
         }
         drop(config.target.connect().await?);
-        config.wire = crate::load::probe(&config.target, config.load_method).await?;
+        config.wire = crate::method::probe(&config.target, config.load_method).await?;
         let dump_id = match &source.metadata {
             Some(m) => format!("{} {}", m.started_at, config.input),
             None => config.input.clone(),
