@@ -115,6 +115,7 @@ pub async fn run() -> ExitCode {
         import_threads: Some(2),
         sort_dir: None,
         sort_memory: None,
+        load_method: None,
         stream_workers: 2,
         server_id: None,
         status_every: None,

@@ -69,6 +69,10 @@ const SECTIONS: &[(&str, Keys)] = &[
             ("threads", Kind::Count),
             ("sort_dir", Kind::Text),
             ("sort_memory", Kind::Size),
+            (
+                "load_method",
+                Kind::Choice(&["auto", "bulk-insert", "load-data"]),
+            ),
         ],
     ),
     (
@@ -115,6 +119,8 @@ pub struct Job {
     pub import_threads: Option<usize>,
     pub sort_dir: Option<String>,
     pub sort_memory: Option<u64>,
+    /// `[import] load_method`, as `sluice import --load-method`.
+    pub load_method: Option<String>,
     pub stream_workers: usize,
     pub server_id: Option<u32>,
     pub status_every: Option<Duration>,
@@ -671,6 +677,7 @@ fn build(r: &mut Reader<'_>, values: &[(String, String, DeValue<'_>, usize)]) ->
         import_threads,
         sort_dir: text("import", "sort_dir"),
         sort_memory,
+        load_method: choice("import", "load_method", r),
         stream_workers,
         server_id,
         status_every,
@@ -778,6 +785,7 @@ include = ["shop.*"]          # db.*, db.table, globs with * and ?
 # threads = 4
 # sort_dir = "/var/tmp/sluice-sort"
 # sort_memory = "512MiB"
+# load_method = "auto"        # auto (MariaDB: bulk INSERT; MySQL: LOAD DATA), bulk-insert or load-data
 
 [stream]
 # workers = 1                 # parallel appliers (key causality keeps order per row)
@@ -840,7 +848,7 @@ mod tests {
     #[test]
     fn every_error_is_reported_with_its_place() {
         let text = MINIMAL.to_owned()
-            + "\n[dump]\nthread = 4\nformat = \"xml\"\nchunk_rows = -5\n\n[import]\nsort_memory = \"12 parsecs\"\n";
+            + "\n[dump]\nthread = 4\nformat = \"xml\"\nchunk_rows = -5\n\n[import]\nsort_memory = \"12 parsecs\"\nload_method = \"fast\"\n";
         let e = errors(&text);
         assert!(
             e.iter()
@@ -864,7 +872,12 @@ mod tests {
             e.iter().any(|m| m.contains("unknown size unit `parsecs`")),
             "{e:?}"
         );
-        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(
+            e.iter().any(|m| m
+                .contains("`load_method` must be one of auto, bulk-insert, load-data, not `fast`")),
+            "{e:?}"
+        );
+        assert_eq!(e.len(), 5, "{e:?}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sluice_core::{BinlogPosition, Endpoint, Storage, quote_string};
 use sluice_dumper::{DumpConfig, Dumper, LogObserver};
 
 use crate::control::meter::PhaseMeter;
-use sluice_importer::{ImportConfig, ImportLog, Importer};
+use sluice_importer::{ImportConfig, ImportLog, Importer, LoadMethod};
 use sluice_streamer::{Control, StartPoint, StreamConfig, Streamer};
 use tokio::sync::watch;
 
@@ -344,6 +344,10 @@ async fn import(
     }
     if let Some(m) = job.sort_memory {
         config.sort_memory = m as usize;
+    }
+    if let Some(method) = &job.load_method {
+        // The job file's reader has checked it is one of the choices.
+        config.load_method = method.parse().unwrap_or(LoadMethod::Auto);
     }
     tracing::info!("phase import: {} → {}", job.storage, job.target);
     let importer = Importer::build(config)
