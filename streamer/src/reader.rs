@@ -532,13 +532,13 @@ impl Reader {
                 return self.hand_on(Item::Xa(step), end).await;
             }
             k if is_known_without_effect(k) => {
-                // Between transactions (a new file's FORMAT_DESCRIPTION, GTID_LIST and
-                // BINLOG_CHECKPOINT): `--until` may name the position after them.
-                if building.is_none() && !artificial && !cursor.resync {
+                // Between transactions (a new file's FORMAT_DESCRIPTION, GTID_LIST, and a
+                // BINLOG_CHECKPOINT, which MariaDB may write anywhere in a file): the position
+                // after them is a checkpoint and an `--until` target. An idle source whose last
+                // event is one of them would otherwise leave the task behind it for good.
+                if building.is_none() && !artificial && !cursor.resync && ends_nothing_open(k) {
                     let end = self.mark_after(None, cursor);
-                    if self.until_reached(&end) {
-                        return self.hand_on(Item::Progress(end.clone()), end).await;
-                    }
+                    return self.hand_on(Item::Progress(end.clone()), end).await;
                 }
             }
             other if h.flags_raw() & LOG_EVENT_IGNORABLE_F != 0 => {
@@ -1095,6 +1095,19 @@ fn mysql_gtid_text(g: &mysql_async::binlog::events::GtidEvent) -> String {
 }
 
 /// Events that change no row and carry nothing the streamer needs.
+/// Events that stand between transactions and open none: the position after one is a place
+/// to restart from. (An ANONYMOUS_GTID, by contrast, is the first event of a transaction.)
+fn ends_nothing_open(kind: u8) -> bool {
+    matches!(
+        kind,
+        et::STOP
+            | et::FORMAT_DESCRIPTION
+            | et::PREVIOUS_GTIDS
+            | et::BINLOG_CHECKPOINT
+            | et::GTID_LIST
+    )
+}
+
 fn is_known_without_effect(kind: u8) -> bool {
     matches!(
         kind,
