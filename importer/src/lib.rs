@@ -37,5 +37,6 @@ mod target;
 
 pub use config::{DeferIndexes, ImportConfig, LoadMethod, OnDuplicate, parse_size};
 pub use error::ImportError;
+pub use method::{LoadPlan, plan_on};
 pub use observer::{ImportLog, ImportObserver};
 pub use run::{ImportSummary, Importer, restore_target_settings};

@@ -1,5 +1,6 @@
 //! Which load method a table gets: found once per import by probing the target ([`probe`]),
 //! then per table from its columns ([`method_for`]). See `load.rs` for the methods themselves.
+//! [`plan_on`] tells `sluice check` the same choice before a job runs.
 
 use sluice_core::{ColumnInfo, Endpoint};
 
@@ -26,10 +27,78 @@ pub(crate) struct Wire {
     pub(crate) bulk_long_values: bool,
 }
 
+/// How an import will load its rows into a target, and why: what [`probe`] found, told to
+/// the user by `sluice check` before a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPlan {
+    /// MariaDB's bulk execution; LOAD DATA LOCAL INFILE only for a table it cannot take.
+    Bulk,
+    /// `--load-method load-data` (or `[import] load_method`).
+    LoadDataAsked,
+    /// The target is not MariaDB (MySQL has no bulk execution).
+    LoadDataNotMariaDb,
+    /// MariaDB logging statements (`binlog_format=STATEMENT`) refuses bulk executions.
+    LoadDataStatementLogging,
+}
+
+impl LoadPlan {
+    /// Every table needs `LOAD DATA LOCAL INFILE` (the target's `local_infile` must be ON).
+    pub fn needs_local_infile(self) -> bool {
+        self != LoadPlan::Bulk
+    }
+}
+
+impl std::fmt::Display for LoadPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoadPlan::Bulk => {
+                "bulk INSERT (MariaDB's COM_STMT_BULK_EXECUTE); LOAD DATA LOCAL INFILE only for a \
+                 table with a row over half of max_allowed_packet or a value a bulk INSERT refuses"
+            }
+            LoadPlan::LoadDataAsked => "LOAD DATA LOCAL INFILE (load method load-data)",
+            LoadPlan::LoadDataNotMariaDb => {
+                "LOAD DATA LOCAL INFILE (the target is not MariaDB: no bulk execution)"
+            }
+            LoadPlan::LoadDataStatementLogging => {
+                "LOAD DATA LOCAL INFILE (the target logs statements, binlog_format=STATEMENT, \
+                 and MariaDB runs bulk executions only with row-based logging)"
+            }
+        })
+    }
+}
+
+/// How an import with `method` would load into `endpoint`; an error where `method` is
+/// `bulk-insert` and the target cannot take it.
+pub async fn plan_on(endpoint: &Endpoint, method: LoadMethod) -> Result<LoadPlan, ImportError> {
+    Ok(probe_plan(endpoint, method).await?.0)
+}
+
 /// Finds whether the loaders may use bulk execution on this target.
 pub(crate) async fn probe(endpoint: &Endpoint, method: LoadMethod) -> Result<Wire, ImportError> {
-    if method == LoadMethod::LoadData {
+    let (plan, max_packet) = probe_plan(endpoint, method).await?;
+    if plan != LoadPlan::Bulk {
+        if plan == LoadPlan::LoadDataStatementLogging {
+            tracing::info!(
+                "the target logs statements (binlog_format=STATEMENT): loading with LOAD DATA"
+            );
+        }
         return Ok(Wire::default());
+    }
+    Ok(Wire {
+        bulk: true,
+        bulk_batch_bytes: (max_packet / 4).min(BULK_BATCH_BYTES),
+        bulk_max_row_bytes: max_packet / 2,
+        bulk_long_values: true,
+    })
+}
+
+/// The plan, and the target's `max_allowed_packet` where the plan is bulk execution.
+async fn probe_plan(
+    endpoint: &Endpoint,
+    method: LoadMethod,
+) -> Result<(LoadPlan, usize), ImportError> {
+    if method == LoadMethod::LoadData {
+        return Ok((LoadPlan::LoadDataAsked, 0));
     }
     let mut conn = endpoint.connect_raw().await?;
     if !conn.bulk_insert_supported() {
@@ -41,7 +110,7 @@ pub(crate) async fn probe(endpoint: &Endpoint, method: LoadMethod) -> Result<Wir
                 endpoint.address()
             )));
         }
-        return Ok(Wire::default());
+        return Ok((LoadPlan::LoadDataNotMariaDb, 0));
     }
     let rows = conn
         .query_rows("SELECT @@max_allowed_packet, @@log_bin, @@binlog_format")
@@ -65,17 +134,9 @@ pub(crate) async fn probe(endpoint: &Endpoint, method: LoadMethod) -> Result<Wir
                 endpoint.address()
             )));
         }
-        tracing::info!(
-            "the target logs statements (binlog_format=STATEMENT): loading with LOAD DATA"
-        );
-        return Ok(Wire::default());
+        return Ok((LoadPlan::LoadDataStatementLogging, 0));
     }
-    Ok(Wire {
-        bulk: true,
-        bulk_batch_bytes: (max_packet / 4).min(BULK_BATCH_BYTES),
-        bulk_max_row_bytes: max_packet / 2,
-        bulk_long_values: true,
-    })
+    Ok((LoadPlan::Bulk, max_packet))
 }
 
 /// Columns whose one value may be bigger than a bulk batch can hold (tables of a `mysqldump`

@@ -412,6 +412,29 @@ async fn check_reports_every_failing_pre_check() {
         infile.contains("WARN") && infile.contains("bulk INSERT"),
         "{out}"
     );
+    assert!(
+        line("target load method").contains("pass")
+            && line("target load method").contains("COM_STMT_BULK_EXECUTE"),
+        "{out}"
+    );
+    // Told to load with LOAD DATA, the same target's local_infile=0 stops the job.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("[import]\nload_method = \"load-data\"\n");
+    std::fs::write(&path, text).unwrap();
+    let o = Command::new(SLUICE)
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let infile = out
+        .lines()
+        .find(|l| l.starts_with("target local_infile"))
+        .unwrap_or_default();
+    assert!(
+        infile.contains("FAIL") && infile.contains("LOAD DATA LOCAL INFILE"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

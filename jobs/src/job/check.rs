@@ -6,6 +6,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use sluice_core::{Endpoint, Storage, quote_string, select_tables};
+use sluice_importer::{LoadMethod, LoadPlan, plan_on};
 
 use super::file::Job;
 
@@ -52,41 +53,77 @@ pub async fn run(job: &Job) -> Vec<Finding> {
         out.push(retention_finding(retention, bytes));
     }
     if let Some(mut t) = target {
+        let plan = load_plan(job, &mut out).await;
         let infile: Option<(String, String)> = t
             .query_first("SHOW GLOBAL VARIABLES LIKE 'local_infile'")
             .await
             .unwrap_or(None);
-        let version: Option<String> = t.query_first("SELECT VERSION()").await.unwrap_or(None);
-        let mariadb = version.is_some_and(|v| v.contains("MariaDB"));
-        out.push(match infile.map(|(_, v)| v.to_ascii_uppercase()) {
-            Some(v) if v == "ON" || v == "1" => {
-                finding("target local_infile", Verdict::Pass, "ON", "")
-            }
-            // MariaDB takes the rows by bulk execution; LOAD DATA is only the way back for a
-            // table the bulk path cannot take (importer/src/load.rs).
-            other if mariadb => finding(
-                "target local_infile",
-                Verdict::Warn,
-                format!(
-                    "{} (the import loads MariaDB by bulk INSERT; a table with a row over half of max_allowed_packet, or a value a bulk INSERT refuses, needs LOAD DATA LOCAL INFILE)",
-                    other.unwrap_or_default()
-                ),
-                "SET GLOBAL local_infile = 1",
-            ),
-            other => finding(
-                "target local_infile",
-                Verdict::Fail,
-                format!(
-                    "{} (the import loads with LOAD DATA LOCAL INFILE)",
-                    other.unwrap_or_default()
-                ),
-                "SET GLOBAL local_infile = 1",
-            ),
-        });
+        out.push(local_infile_finding(
+            infile.map(|(_, v)| v.to_ascii_uppercase()),
+            plan,
+        ));
     }
     storage(job, &mut out).await;
     free_space(job, bytes, &mut out);
     out
+}
+
+/// How the import will load the target (the importer's own probe, with the job's
+/// `[import] load_method`); `None` where it cannot tell.
+async fn load_plan(job: &Job, out: &mut Vec<Finding>) -> Option<LoadPlan> {
+    let asked = job
+        .load_method
+        .as_deref()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(LoadMethod::Auto);
+    match plan_on(&job.target, asked).await {
+        Ok(plan) => {
+            out.push(finding(
+                "target load method",
+                Verdict::Pass,
+                plan.to_string(),
+                "",
+            ));
+            Some(plan)
+        }
+        Err(e) => {
+            out.push(finding(
+                "target load method",
+                Verdict::Fail,
+                e.to_string(),
+                "[import] load_method = \"auto\"",
+            ));
+            None
+        }
+    }
+}
+
+/// `local_infile` matters as much as the import needs LOAD DATA LOCAL INFILE: for every table
+/// unless it loads by bulk execution, where it is only the way back for a table bulk cannot take.
+fn local_infile_finding(value: Option<String>, plan: Option<LoadPlan>) -> Finding {
+    let value = match value {
+        Some(v) if v == "ON" || v == "1" => {
+            return finding("target local_infile", Verdict::Pass, "ON", "");
+        }
+        other => other.unwrap_or_default(),
+    };
+    match plan {
+        Some(plan) if !plan.needs_local_infile() => finding(
+            "target local_infile",
+            Verdict::Warn,
+            format!(
+                "{value} (the import loads by bulk INSERT; a table with a row over half of \
+                 max_allowed_packet, or a value a bulk INSERT refuses, needs LOAD DATA LOCAL INFILE)"
+            ),
+            "SET GLOBAL local_infile = 1",
+        ),
+        _ => finding(
+            "target local_infile",
+            Verdict::Fail,
+            format!("{value} (the import loads with LOAD DATA LOCAL INFILE)"),
+            "SET GLOBAL local_infile = 1",
+        ),
+    }
 }
 
 /// Free bytes on the file system holding `path` (or its nearest existing parent), from
@@ -542,6 +579,29 @@ mod tests {
         let short = retention_finding(3_600.0, 100_000_000_000);
         assert_eq!(short.verdict, Verdict::Fail);
         assert!(short.detail.contains("1.0 hours"), "{}", short.detail);
+    }
+
+    #[test]
+    fn local_infile_off_fails_only_where_every_table_needs_it() {
+        let off = || Some("OFF".to_owned());
+        let on = local_infile_finding(Some("ON".into()), Some(LoadPlan::LoadDataNotMariaDb));
+        assert_eq!(on.verdict, Verdict::Pass);
+        assert_eq!(
+            local_infile_finding(off(), Some(LoadPlan::Bulk)).verdict,
+            Verdict::Warn
+        );
+        for plan in [
+            Some(LoadPlan::LoadDataAsked),
+            Some(LoadPlan::LoadDataNotMariaDb),
+            Some(LoadPlan::LoadDataStatementLogging),
+            None,
+        ] {
+            assert_eq!(
+                local_infile_finding(off(), plan).verdict,
+                Verdict::Fail,
+                "{plan:?}"
+            );
+        }
     }
 }
 
