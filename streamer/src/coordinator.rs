@@ -624,7 +624,7 @@ impl Coordinator {
                 // The GTID position the new source must be able to continue from: the oldest
                 // one the reader may still need (it resumes at its last whole transaction).
                 let gtid = self.progress.snapshot().low.gtid;
-                let probe = crate::reader::probe_source(
+                let probe = crate::binlog_conn::probe_source(
                     &source,
                     &gtid,
                     self.setup.config.server_id.wrapping_add(1),

@@ -13,12 +13,14 @@
 //! reader waits for it before decoding further rows (the schema view reads the target).
 
 pub mod apply;
+mod binlog_conn;
 pub mod cell;
 pub mod checkpoint;
 pub mod compact;
 mod compressed;
 pub mod control;
 mod coordinator;
+mod cursor;
 pub mod dispatch;
 mod error;
 mod event;

@@ -22,19 +22,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use mysql_async::BinlogStream;
 use mysql_async::binlog::BinlogChecksumAlg;
 use mysql_async::binlog::BinlogVersion;
 use mysql_async::binlog::events::{Event, EventData, TableMapEvent};
-use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, OptsBuilder};
 use mysql_common::binlog::EventStreamReader;
-use mysql_common::packets::{GnoInterval, Sid, Tag};
 use sluice_core::{
     BinlogPosition, Endpoint, Flavor, GtidSet, MariaGtid, Routes, TableFilter, TableName,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::binlog_conn::{OpenError, open_stream};
 use crate::cell::{Row, row_literals};
+use crate::cursor::{Cursor, advance, rotate_body};
 use crate::event::event_type as et;
 use crate::relay::{FLAG_COPIED_FDE, Follower, RelayDir};
 use crate::schema_view::SchemaView;
@@ -44,8 +44,6 @@ use crate::{StreamError, compressed, mariadb};
 use mysql_async::binlog::row::BinlogRow;
 use sluice_core::ddl::{Statement, classify, route_statement};
 
-/// Seconds between the source's heartbeats on an idle stream.
-const HEARTBEAT: Duration = Duration::from_secs(1);
 /// No event or heartbeat for this long: the connection is dead.
 pub(crate) const SILENCE: Duration = Duration::from_secs(20);
 /// How long the reader keeps trying to reach a source that went away.
@@ -148,56 +146,6 @@ struct Building {
     standalone: bool,
     timestamp: u32,
     changes: Vec<RowChange>,
-}
-
-/// The position of the event being read.
-#[derive(Debug, Default)]
-pub(crate) struct Cursor {
-    pub(crate) file: String,
-    pub(crate) offset: u64,
-    /// After a GTID start: the next real event's `log_pos` says where we are.
-    pub(crate) resync: bool,
-    /// After a GTID start: an offset in `file` the stream is known to be past (the mark it
-    /// was asked from), which gives a re-based offset its bits above 32. Zero when unknown.
-    pub(crate) floor: u64,
-    /// After a start from the file's beginning (past 4 GiB without a GTID position): events
-    /// that start before this offset of `file` were applied already and are only read over.
-    pub(crate) skip_to: u64,
-}
-
-impl Cursor {
-    /// A cursor at a known position.
-    pub(crate) fn at(file: &str, offset: u64) -> Cursor {
-        Cursor {
-            file: file.to_owned(),
-            offset,
-            ..Cursor::default()
-        }
-    }
-
-    /// Moves to the file a ROTATE names. After a GTID start the floor holds only in the file
-    /// it was taken in; a skip only in the file being re-read.
-    pub(crate) fn rotate(&mut self, file: String, offset: u64) {
-        if file != self.file {
-            self.floor = 0;
-            self.skip_to = 0;
-        }
-        self.file = file;
-        self.offset = offset;
-    }
-
-    /// Whether an event starting at `start` is before the resume point of a re-read file
-    /// (and so already applied); the skip ends at the first event that is not.
-    pub(crate) fn skips(&mut self, start: u64) -> bool {
-        if self.skip_to == 0 {
-            return false;
-        }
-        if start < self.skip_to {
-            return true;
-        }
-        self.skip_to = 0;
-        false
-    }
 }
 
 pub struct Reader {
@@ -831,255 +779,6 @@ impl Reader {
     }
 }
 
-/// Whether `source` can serve the binlog that follows `gtid` (MariaDB): it is asked for it as a
-/// replica would ask, and must send its FORMAT_DESCRIPTION rather than refuse (a server that
-/// lacks transactions of `gtid`, or purged what follows, refuses with its reason).
-pub async fn probe_source(source: &Endpoint, gtid: &GtidSet, server_id: u32) -> Result<(), String> {
-    let mut conn = source.connect().await.map_err(|e| e.to_string())?;
-    crate::stream::check_source(&mut conn, source)
-        .await
-        .map_err(|e| e.to_string())?;
-    // A server may accept a GTID request for a domain it has never seen (it waits for it), so
-    // first the new source's own binlog state must hold every transaction of `gtid`.
-    let state: Option<String> = conn
-        .query_first("SELECT @@gtid_binlog_state")
-        .await
-        .map_err(|e| source.error("read @@gtid_binlog_state", e).to_string())?;
-    let theirs: Vec<MariaGtid> = state
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|g| g.trim().parse().ok())
-        .collect();
-    if let GtidSet::MariaDb(ours) = gtid {
-        for g in ours.values() {
-            let best = theirs
-                .iter()
-                .filter(|t| t.domain == g.domain)
-                .map(|t| t.sequence)
-                .max();
-            match best {
-                None => {
-                    return Err(format!(
-                        "its binlog has no transaction of domain {} (the stream is at {g})",
-                        g.domain
-                    ));
-                }
-                Some(seq) if seq < g.sequence => {
-                    return Err(format!(
-                        "it lacks domain {} transactions {}..{} (its binlog ends at sequence {seq})",
-                        g.domain,
-                        seq + 1,
-                        g.sequence
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    conn.query_drop(format!(
-        "SET @mariadb_slave_capability = 4; SET @slave_connect_state = '{gtid}'; SET @master_heartbeat_period = {}",
-        HEARTBEAT.as_nanos()
-    ))
-    .await
-    .map_err(|e| source.error("ask for the binlog by GTID", e).to_string())?;
-    let mut stream = conn
-        .get_binlog_stream(BinlogStreamRequest::new(server_id))
-        .await
-        .map_err(|e| source.error("register as a replica", e).to_string())?;
-    let verdict = loop {
-        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-            Err(_) => break Err(format!("{source} sent nothing within 10 s")),
-            Ok(None) => break Err(format!("{source} ended the binlog stream")),
-            Ok(Some(Err(mysql_async::Error::Server(e)))) => break Err(e.message),
-            Ok(Some(Err(e))) => break Err(e.to_string()),
-            Ok(Some(Ok(ev))) if ev.header().event_type_raw() == et::FORMAT_DESCRIPTION => {
-                break Ok(());
-            }
-            Ok(Some(Ok(_))) => {}
-        }
-    };
-    let _ = stream.close().await;
-    verdict
-}
-
-/// Why a binlog stream could not be opened.
-pub(crate) enum OpenError {
-    Server(mysql_async::Error),
-    Config(StreamError),
-}
-
-/// Connects to `source` as replica `server_id` and asks for the binlog from `mark`, returning
-/// the stream and the cursor to read it with.
-///
-/// COM_BINLOG_DUMP takes a 32-bit offset, so a mark past 4 GiB of its file is asked for, in
-/// order of preference: by GTID (MariaDB, when the mark has a GTID set; the first real event
-/// re-bases the offset, its high bits from the mark), else from the start of the file, reading
-/// over everything before the mark (MySQL, or a mark without GTIDs such as the relay log's).
-/// A mark with no file is asked for by GTID.
-pub(crate) async fn open_stream(
-    source: &Endpoint,
-    flavor: Flavor,
-    server_id: u32,
-    mark: &Mark,
-) -> Result<(BinlogStream, Cursor), OpenError> {
-    let opts = OptsBuilder::from_opts(source.opts())
-        // Row events of big rows exceed the server's max_allowed_packet (see notes).
-        .max_allowed_packet(Some(1 << 30));
-    let mut conn =
-        match tokio::time::timeout(Duration::from_secs(30), mysql_async::Conn::new(opts)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(OpenError::Server(e)),
-            Err(_) => {
-                return Err(OpenError::Server(mysql_async::Error::Io(
-                    mysql_async::IoError::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no answer within 30 s",
-                    )),
-                )));
-            }
-        };
-    let past_4gib = mark.position.offset > u64::from(u32::MAX);
-    let by_gtid = mark.position.file.is_empty()
-        || (past_4gib && flavor == Flavor::MariaDb && !mark.gtid.is_empty());
-    let from_file_start = past_4gib && !by_gtid;
-    let mut setup = vec![format!(
-        "SET @master_heartbeat_period = {}",
-        HEARTBEAT.as_nanos()
-    )];
-    if flavor == Flavor::MariaDb {
-        // Capability 4: real GTID events instead of BEGIN/dummy replacements (see notes).
-        setup.push("SET @mariadb_slave_capability = 4".into());
-        if by_gtid {
-            setup.push(format!("SET @slave_connect_state = '{}'", mark.gtid));
-        }
-    }
-    for sql in &setup {
-        conn.query_drop(sql).await.map_err(OpenError::Server)?;
-    }
-    let file = mark.position.file.clone().into_bytes();
-    let mut request = BinlogStreamRequest::new(server_id);
-    let mut cursor = Cursor::at(&mark.position.file, mark.position.offset);
-    if by_gtid {
-        cursor.resync = true;
-        cursor.floor = mark.position.offset;
-        if flavor != Flavor::MariaDb {
-            // COM_BINLOG_DUMP_GTID: the server skips every transaction of the set.
-            let sids = mysql_sids(&mark.gtid).map_err(|e| {
-                OpenError::Config(StreamError::Config(format!(
-                    "the GTID set {} cannot be sent to MySQL: {e}",
-                    mark.gtid
-                )))
-            })?;
-            request = request.with_gtid().with_gtid_set(sids);
-        }
-    } else if from_file_start {
-        tracing::warn!(position = %mark.position, "past 4 GiB without a GTID position: reading the file again from its start up to there");
-        cursor.offset = 4;
-        cursor.skip_to = mark.position.offset;
-        request = request.with_filename(&file).with_pos(4u64);
-    } else {
-        request = request.with_filename(&file).with_pos(mark.position.offset);
-    }
-    let stream = conn
-        .get_binlog_stream(request)
-        .await
-        .map_err(OpenError::Server)?;
-    Ok((stream, cursor))
-}
-
-/// A MySQL GTID set (`uuid[:tag]` → inclusive intervals) as the source ids of
-/// COM_BINLOG_DUMP_GTID, whose intervals end one past their last transaction.
-pub(crate) fn mysql_sids(set: &GtidSet) -> Result<Vec<Sid<'static>>, String> {
-    let GtidSet::MySql(sources) = set else {
-        return Err("not a MySQL GTID set".into());
-    };
-    sources
-        .iter()
-        .map(|(source, intervals)| {
-            let (uuid, tag) = match source.split_once(':') {
-                Some((uuid, tag)) => (uuid, Some(tag)),
-                None => (source.as_str(), None),
-            };
-            let hex: String = uuid.chars().filter(|c| *c != '-').collect();
-            if hex.len() != 32 {
-                return Err(format!("`{uuid}` is not a UUID"));
-            }
-            let mut bytes = [0u8; 16];
-            for (i, byte) in bytes.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                    .map_err(|_| format!("`{uuid}` is not a UUID"))?;
-            }
-            let intervals = intervals
-                .iter()
-                .map(|&(first, last)| GnoInterval::new(first, last + 1))
-                .collect();
-            let sid = Sid::new(bytes).with_intervals(intervals);
-            Ok(match tag {
-                Some(tag) => sid.with_tag(
-                    Tag::new(tag.to_owned()).map_err(|_| format!("`{tag}` is not a GTID tag"))?,
-                ),
-                None => sid,
-            })
-        })
-        .collect()
-}
-
-/// Moves the cursor past a real event of `size` bytes whose header says it ends at `log_pos`.
-///
-/// The end is the first offset at or after `offset + size` whose low 32 bits are `log_pos`:
-/// the server leaves out events a replica does not ask for (MariaDB sends no ANNOTATE_ROWS
-/// unless asked), so the file may hold more bytes than the stream carried, never fewer; the
-/// modular step keeps the count exact past 4 GiB.
-///
-/// After a GTID start the end is the first offset past the floor (or the ROTATE's offset)
-/// whose low 32 bits are `log_pos`.
-pub(crate) fn advance(cursor: &mut Cursor, size: u32, log_pos: u32) {
-    if cursor.resync {
-        let low = cursor.offset.max(cursor.floor);
-        let mut end = (low & !0xFFFF_FFFF) | u64::from(log_pos);
-        if end <= low {
-            end += 1 << 32;
-        }
-        cursor.offset = end;
-        cursor.resync = false;
-        return;
-    }
-    let end = cursor.offset + u64::from(size);
-    let skipped = log_pos.wrapping_sub(end as u32);
-    cursor.offset = end + u64::from(skipped);
-}
-
-/// The position and file of a ROTATE. The first event of a stream (an artificial ROTATE sent
-/// before the FORMAT_DESCRIPTION) carries a CRC32 that the decoder does not know to strip: its
-/// last four bytes are dropped when they are the CRC32 of the rest (see notes).
-pub(crate) fn rotate_body(ev: &Event, first_event: bool) -> (u64, String) {
-    let data = ev.data();
-    let position = data
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(4);
-    let mut name = data.get(8..).unwrap_or_default();
-    if first_event && ev.checksum().is_none() && name.len() > 4 {
-        let h = ev.header();
-        let mut head = Vec::with_capacity(19);
-        head.extend_from_slice(&h.timestamp().to_le_bytes());
-        head.push(h.event_type_raw());
-        head.extend_from_slice(&h.server_id().to_le_bytes());
-        head.extend_from_slice(&h.event_size().to_le_bytes());
-        head.extend_from_slice(&h.log_pos().to_le_bytes());
-        head.extend_from_slice(&h.flags_raw().to_le_bytes());
-        let body = &data[..data.len() - 4];
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&head);
-        hasher.update(body);
-        if hasher.finalize().to_le_bytes() == data[data.len() - 4..] {
-            name = &name[..name.len() - 4];
-        }
-    }
-    (position, String::from_utf8_lossy(name).into_owned())
-}
-
 fn mysql_gtid_text(g: &mysql_async::binlog::events::GtidEvent) -> String {
     let s = g.sid();
     let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
@@ -1094,7 +793,6 @@ fn mysql_gtid_text(g: &mysql_async::binlog::events::GtidEvent) -> String {
     )
 }
 
-/// Events that change no row and carry nothing the streamer needs.
 /// Events that stand between transactions and open none: the position after one is a place
 /// to restart from. (An ANONYMOUS_GTID, by contrast, is the first event of a transaction.)
 fn ends_nothing_open(kind: u8) -> bool {
@@ -1108,6 +806,7 @@ fn ends_nothing_open(kind: u8) -> bool {
     )
 }
 
+/// Events that change no row and carry nothing the streamer needs.
 fn is_known_without_effect(kind: u8) -> bool {
     matches!(
         kind,
@@ -1140,103 +839,6 @@ fn shorten(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offsets_follow_sizes_and_rebase_after_a_gtid_start() {
-        let mut c = Cursor::at("f", 4);
-        advance(&mut c, 100, 104);
-        assert_eq!(c.offset, 104);
-        // Past 4 GiB log_pos holds the low 32 bits only.
-        c.offset = (5u64 << 30) - 10;
-        let end = c.offset + 30;
-        advance(&mut c, 30, (end & 0xFFFF_FFFF) as u32);
-        assert_eq!(c.offset, end);
-        let mut g = Cursor {
-            resync: true,
-            ..Cursor::at("f", 4)
-        };
-        advance(&mut g, 50, 9_000);
-        assert_eq!(g.offset, 9_000);
-        // A GTID start past 4 GiB: the mark asked from gives the high bits, whatever offset
-        // the server's ROTATE named.
-        let mark = (4u64 << 30) + 700;
-        let mut h = Cursor {
-            resync: true,
-            floor: mark,
-            ..Cursor::at("f", mark)
-        };
-        h.rotate("f".into(), 4);
-        let end = mark + 90;
-        advance(&mut h, 90, end as u32);
-        assert_eq!(h.offset, end);
-        // …and its low 32 bits may be smaller than the mark's.
-        let mark = (1u64 << 32) - 20;
-        let mut w = Cursor {
-            resync: true,
-            floor: mark,
-            ..Cursor::at("f", mark)
-        };
-        w.rotate("f".into(), 4);
-        advance(&mut w, 60, (mark + 60) as u32);
-        assert_eq!(w.offset, mark + 60);
-        // A GTID start that lands in a later file is near its start.
-        let mut n = Cursor {
-            resync: true,
-            floor: mark,
-            ..Cursor::at("f", mark)
-        };
-        n.rotate("g".into(), 4);
-        advance(&mut n, 60, 400);
-        assert_eq!(n.offset, 400);
-        // Events the server left out (ANNOTATE_ROWS) still count, also across 4 GiB.
-        let mut s = Cursor::at("f", 1_000);
-        advance(&mut s, 42, 1_140);
-        assert_eq!(s.offset, 1_140);
-        s.offset = u64::from(u32::MAX) - 50;
-        let end = s.offset + 42 + 98;
-        advance(&mut s, 42, end as u32);
-        assert_eq!(s.offset, end);
-        assert!(end > u64::from(u32::MAX));
-    }
-
-    #[test]
-    fn a_file_read_again_is_skipped_up_to_the_resume_point() {
-        let mut c = Cursor {
-            skip_to: 5_000_000_000,
-            ..Cursor::at("f", 4)
-        };
-        assert!(c.skips(4));
-        assert!(c.skips(4_999_999_999));
-        assert!(!c.skips(5_000_000_000));
-        assert!(!c.skips(4), "the skip ends at the resume point");
-        let mut r = Cursor {
-            skip_to: 5_000_000_000,
-            ..Cursor::at("f", 4)
-        };
-        r.rotate("g".into(), 4);
-        assert!(!r.skips(10), "a skip holds only in the file read again");
-    }
-
-    #[test]
-    fn mysql_gtid_sets_become_half_open_source_intervals() {
-        let set: GtidSet = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,3e11fa47-71ca-11e1-9e33-c80aa9429563:tag1:3"
-            .parse()
-            .unwrap_or_default();
-        let sids = mysql_sids(&set).unwrap_or_default();
-        assert_eq!(sids.len(), 2);
-        assert_eq!(sids[0].uuid()[..2], [0x3e, 0x11]);
-        let spans: Vec<(u64, u64)> = sids[0]
-            .intervals()
-            .iter()
-            .map(|i| (i.start(), i.end()))
-            .collect();
-        assert_eq!(spans, [(1, 6), (7, 8)]);
-        assert_eq!(
-            sids[1].tag().map(|t| t.to_string()).as_deref(),
-            Some("tag1")
-        );
-        assert!(mysql_sids(&GtidSet::default()).is_err());
-    }
 
     #[test]
     fn until_compares_files_then_offsets() {

@@ -18,11 +18,10 @@ use tokio::sync::watch;
 use super::dir::{Index, RelayDir, SegmentInfo};
 use super::segment::{self, FLAG_COPIED_FDE, Record, SegmentWriter};
 use crate::StreamError;
+use crate::binlog_conn::{OpenError, open_stream};
+use crate::cursor::{Cursor, advance, rotate_body};
 use crate::event::event_type as et;
-use crate::reader::{
-    Cursor, LOG_EVENT_ARTIFICIAL_F, OpenError, RECONNECT_FOR, SILENCE, advance, open_stream,
-    rotate_body,
-};
+use crate::reader::{LOG_EVENT_ARTIFICIAL_F, RECONNECT_FOR, SILENCE};
 use crate::transaction::Mark;
 
 #[derive(Debug, Clone)]
