@@ -24,7 +24,7 @@ pub enum ImportError {
     #[error("an import worker failed: {0}")]
     Worker(String),
     /// One row's bulk parameters would not fit a bulk execution within the target's
-    /// `max_allowed_packet`: the table is loaded again with LOAD DATA (see `run::import_table`).
+    /// `max_allowed_packet`: the table is loaded again with LOAD DATA (see `table_load::import_table`).
     #[error(
         "a row of {table} takes {bytes} bytes as bulk INSERT parameters, too many for one bulk execution within the target's max_allowed_packet; use --load-method load-data"
     )]

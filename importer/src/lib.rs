@@ -33,6 +33,7 @@ mod sent;
 mod sort;
 mod source;
 mod sql_reader;
+mod table_load;
 mod target;
 
 pub use config::{DeferIndexes, ImportConfig, LoadMethod, OnDuplicate, parse_size};

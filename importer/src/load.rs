@@ -10,7 +10,7 @@
 //!   through a charset conversion it should not see. It is the only method MySQL offers. A
 //!   bulk batch is one packet, which must fit the target's `max_allowed_packet`; LOAD DATA
 //!   streams, so a table holding a row too big for a bulk batch is loaded again this way (see
-//!   `run::import_table`).
+//!   `table_load::import_table`).
 //!
 //! Which method a table gets is `method.rs`'s choice.
 

@@ -25,9 +25,9 @@ use crate::load::BatchSink;
 use crate::load::LoadSpec;
 use crate::plan::{Canon, MappingCache, RowPlan};
 use crate::read::read_file;
-use crate::run::Produced;
 use crate::sent::SentFingerprint;
 use crate::source::DataFile;
+use crate::table_load::Produced;
 
 /// What the in-order producer reads and how: a table's files, in their order.
 pub(crate) struct InOrder<'a> {

@@ -23,10 +23,11 @@ use crate::config::ImportConfig;
 use crate::insert::{InsertError, insert_head, insert_rows};
 use crate::plan::RowPlan;
 use crate::read::decompress;
-use crate::run::{ImportSummary, load_sorted};
+use crate::run::ImportSummary;
 use crate::sort::{Kv, Sorter};
 use crate::source::{safe_name, split_data_name};
 use crate::sql_reader::SqlReader;
+use crate::table_load::load_sorted;
 use crate::{ImportError, target};
 
 struct Collector {
