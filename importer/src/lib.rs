@@ -35,6 +35,7 @@ mod source;
 mod sql_reader;
 mod table_load;
 mod target;
+mod views;
 
 pub use config::{DeferIndexes, ImportConfig, LoadMethod, OnDuplicate, parse_size};
 pub use error::ImportError;

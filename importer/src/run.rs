@@ -33,6 +33,8 @@ pub struct ImportSummary {
     pub tables_sorted: usize,
     /// Tables loaded by MariaDB's bulk execution (the others by LOAD DATA; see `load.rs`).
     pub tables_bulk_inserted: usize,
+    /// Views created after the tables (see `views.rs`).
+    pub views: usize,
     pub seconds: f64,
 }
 
@@ -77,6 +79,7 @@ impl Importer {
                 tables: Vec::new(),
                 csv: CsvDialect::default(),
                 metadata: None,
+                views: Vec::new(),
             };
             let script = Some(file.to_string_lossy().into_owned());
             let input_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -94,18 +97,24 @@ impl Importer {
         source
             .tables
             .retain(|t| config.filter.matches(&t.name.database, &t.name.table));
+        source
+            .views
+            .retain(|v| config.filter.matches(&v.name.database, &v.name.table));
         config
             .routes
             .check_distinct(source.tables.iter().map(|t| &t.dump_name))?;
         for t in &mut source.tables {
             t.name = config.routes.route(&t.dump_name);
         }
+        for v in &mut source.views {
+            v.name = config.routes.route(&v.dump_name);
+        }
         if let Some(dialect) = &config.csv
             && source.metadata.is_none()
         {
             source.csv = dialect.clone();
         }
-        if source.tables.is_empty() {
+        if source.tables.is_empty() && source.views.is_empty() {
             return Err(ImportError::Input(format!(
                 "no table of the dump at {} matches the filter {:?}",
                 config.input,
@@ -170,22 +179,22 @@ impl Importer {
             // Every database the rows go to; its own schema file where the route keeps the
             // database whole (a table routed elsewhere lands in a plainly created database).
             let mut created = std::collections::BTreeSet::new();
-            for t in &source.tables {
-                if !created.insert(t.name.database.clone()) {
+            let names = source.tables.iter().map(|t| (&t.name, &t.dump_name));
+            let view_names = source.views.iter().map(|v| (&v.name, &v.dump_name));
+            for (name, dump_name) in names.chain(view_names) {
+                if !created.insert(name.database.clone()) {
                     continue;
                 }
-                let from = &t.dump_name.database;
+                let from = &dump_name.database;
                 let file = match source.database_schemas.get(from) {
-                    Some(f) if config.routes.route_database(from) == t.name.database => {
-                        f.as_deref()
-                    }
+                    Some(f) if config.routes.route_database(from) == name.database => f.as_deref(),
                     _ => None,
                 };
                 target::ensure_database(
                     &mut conn,
                     endpoint,
                     &storage,
-                    &t.name.database,
+                    &name.database,
                     file,
                     &config.routes,
                 )
@@ -202,6 +211,7 @@ impl Importer {
             sort_runs_spilled: 0,
             tables_sorted: 0,
             tables_bulk_inserted: 0,
+            views: 0,
             seconds: 0.0,
         };
         drop(conn);
@@ -239,6 +249,18 @@ impl Importer {
                     summary.tables_bulk_inserted += usize::from(outcome.bulk_inserted);
                 }
             }
+        }
+        if !shared.config.no_schema && !shared.source.views.is_empty() {
+            let endpoint = &shared.config.target;
+            let mut conn = endpoint.connect().await?;
+            summary.views = crate::views::create_views(
+                &mut conn,
+                endpoint,
+                &shared.storage,
+                &shared.source.views,
+                &shared.config.routes,
+            )
+            .await?;
         }
         shared.config.observer.finished();
         summary.seconds = started.elapsed().as_secs_f64();

@@ -100,6 +100,7 @@ pub async fn run_script(
         sort_runs_spilled: 0,
         tables_sorted: 0,
         tables_bulk_inserted: 0,
+        views: 0,
         seconds: 0.0,
     };
     for name in &order {

@@ -15,6 +15,7 @@ use sluice_core::layout::{
 use sluice_core::{Storage, TableName};
 
 use crate::ImportError;
+use crate::views::{ViewSource, view_of_file};
 
 #[derive(Debug, Clone)]
 pub struct DataFile {
@@ -46,6 +47,8 @@ pub struct DumpSource {
     pub tables: Vec<TableSource>,
     pub csv: CsvDialect,
     pub metadata: Option<DumpMetadata>,
+    /// Created after the tables (see `views.rs`).
+    pub views: Vec<ViewSource>,
 }
 
 pub(crate) fn safe_name(name: &str) -> Result<(), ImportError> {
@@ -106,7 +109,9 @@ pub async fn discover(storage: &Storage) -> Result<DumpSource, ImportError> {
                 DumpMetadata::VERSION
             )));
         }
-        return from_metadata(meta);
+        let mut source = from_metadata(meta)?;
+        source.views = views_in(objects.iter().map(|o| o.name.as_str()))?;
+        return Ok(source);
     }
     if objects
         .iter()
@@ -118,7 +123,27 @@ pub async fn discover(storage: &Storage) -> Result<DumpSource, ImportError> {
             storage.url()
         )));
     }
-    from_names(objects.into_iter().map(|o| o.name).collect())
+    let views = views_in(objects.iter().map(|o| o.name.as_str()))?;
+    let mut source = from_names(objects.into_iter().map(|o| o.name).collect())?;
+    // Dumpling and mydumper write a placeholder table for each view (so that a view reading
+    // another loads in any order); the view itself takes its name.
+    source
+        .tables
+        .retain(|t| !views.iter().any(|v| v.dump_name == t.dump_name));
+    source.views = views;
+    Ok(source)
+}
+
+/// The views among a dump's file names.
+fn views_in<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<ViewSource>, ImportError> {
+    let mut views = Vec::new();
+    for name in names {
+        if let Some(v) = view_of_file(name) {
+            safe_name(name)?;
+            views.push(v);
+        }
+    }
+    Ok(views)
 }
 
 fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
@@ -161,6 +186,7 @@ fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
         tables,
         csv: meta.csv.clone().unwrap_or_default(),
         metadata: Some(meta),
+        views: Vec::new(),
     })
 }
 
@@ -242,6 +268,7 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
             ..CsvDialect::default()
         },
         metadata: None,
+        views: Vec::new(),
     })
 }
 

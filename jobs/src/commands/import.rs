@@ -202,7 +202,7 @@ pub async fn run(args: ImportArgs) -> ExitCode {
                 println!("{}", serde_json::to_string(&summary).unwrap_or_default());
             } else {
                 eprintln!(
-                    "sluice import: {} tables ({} done earlier), {} rows in {:.2} s from a {} dump; {} duplicates dropped, {} sort runs spilled; {} tables loaded by bulk INSERT, the rest by LOAD DATA",
+                    "sluice import: {} tables ({} done earlier), {} rows in {:.2} s from a {} dump; {} duplicates dropped, {} sort runs spilled; {} tables loaded by bulk INSERT, the rest by LOAD DATA; {} views",
                     summary.tables,
                     summary.tables_skipped,
                     summary.rows,
@@ -210,7 +210,8 @@ pub async fn run(args: ImportArgs) -> ExitCode {
                     summary.layout,
                     summary.duplicates_dropped,
                     summary.sort_runs_spilled,
-                    summary.tables_bulk_inserted
+                    summary.tables_bulk_inserted,
+                    summary.views
                 );
             }
             ExitCode::Success

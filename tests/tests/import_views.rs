@@ -1,0 +1,117 @@
+//! Views through `sluice dump` and `sluice import`: created after the tables, a view over
+//! another view whatever the name order, a definer the target lacks replaced by the importing
+//! user (with a warning), and a second run that leaves them as they were.
+
+#![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
+
+use std::path::Path;
+use std::process::Output;
+
+use mysql_async::prelude::*;
+use sluice_tests::{source, target, unique_name};
+
+fn sluice(args: &[&str]) -> Output {
+    sluice_tests::run_cli(env!("CARGO_BIN_EXE_sluice-under-test"), args)
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn import(input: &Path, extra: &[&str]) -> Output {
+    let url = target().url();
+    let mut args = vec![
+        "import",
+        "--input",
+        input.to_str().unwrap(),
+        "--target",
+        &url,
+    ];
+    args.extend(["--json"]);
+    args.extend(extra);
+    sluice(&args)
+}
+
+#[tokio::test]
+async fn views_are_created_after_the_tables_in_dependency_order() {
+    let db = unique_name("import_views");
+    let mut s = source().conn().await;
+    // `a_top` reads `b_middle`, which reads the table: name order is the wrong order. The
+    // middle view's definer exists only on the source.
+    s.query_drop(format!(
+        "CREATE DATABASE `{db}`; USE `{db}`;
+         CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10));
+         INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three');
+         CREATE USER IF NOT EXISTS 'view_owner'@'%';
+         GRANT SELECT ON *.* TO 'view_owner'@'%';
+         CREATE DEFINER = 'view_owner'@'%' VIEW b_middle AS SELECT id, v FROM t WHERE id > 1;
+         CREATE VIEW a_top AS SELECT COUNT(*) AS n, GROUP_CONCAT(v ORDER BY id) AS vs FROM b_middle;"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let filter = format!("{db}.*");
+    assert_ok(&sluice(&[
+        "dump",
+        "--source",
+        &source().url(),
+        "--output",
+        dir.path().to_str().unwrap(),
+        "--filter",
+        &filter,
+    ]));
+    let out = import(dir.path(), &[]);
+    assert_ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["views"], 2, "{summary}");
+    assert_eq!(summary["tables"], 1, "{summary}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("definer does not exist") && stderr.contains("b_middle"),
+        "{stderr}"
+    );
+
+    let mut t = target().conn().await;
+    let top: (i64, String) = t
+        .query_first(format!("SELECT n, vs FROM `{db}`.a_top"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(top, (2, "two,three".to_owned()));
+    let definer: String = t
+        .query_first(format!(
+            "SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'b_middle'"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(definer.starts_with("root@"), "{definer}");
+
+    // Run again: the tables are done, the views are made again and still answer.
+    let out = import(dir.path(), &[]);
+    assert_ok(&out);
+    let n: i64 = t
+        .query_first(format!("SELECT n FROM `{db}`.a_top"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2);
+
+    // --no-schema creates nothing, views included.
+    t.query_drop(format!("DROP VIEW `{db}`.a_top"))
+        .await
+        .unwrap();
+    assert_ok(&import(dir.path(), &["--no-schema"]));
+    let views: i64 = t
+        .query_first(format!(
+            "SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(views, 1, "only b_middle, from the first runs");
+}
