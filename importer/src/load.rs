@@ -95,6 +95,29 @@ pub struct LoadSpec {
     pub max_row_bytes: usize,
 }
 
+/// Whether a column stores a binary string of ASCII text as it stores that text. True for
+/// numbers, BIT and hex-carried binary columns, temporals, and text in a charset where ASCII
+/// is itself. Not for UCS-2/UTF-16/UTF-32 text, MySQL's JSON (it refuses binary strings), nor
+/// any type without a charset outside those: MariaDB's INET4, INET6 and UUID take a binary
+/// string as their packed bytes, so `'::1'` sent raw would be stored as NULL (or, for a text
+/// of exactly 16 bytes, as those bytes).
+fn reads_ascii_as_itself(c: &ColumnInfo) -> bool {
+    match (c.kind, c.charset.as_deref()) {
+        (ColumnKind::Text, None) => matches!(
+            c.data_type.to_ascii_lowercase().as_str(),
+            "date" | "time" | "datetime" | "timestamp" | "year"
+        ),
+        (ColumnKind::Text, Some(cs)) => {
+            c.data_type != "json"
+                && matches!(
+                    cs,
+                    "latin1" | "ascii" | "utf8mb3" | "utf8" | "utf8mb4" | "binary"
+                )
+        }
+        _ => true,
+    }
+}
+
 impl LoadSpec {
     /// The stream's charset for one batch. A batch of ASCII bytes only goes as `binary` when
     /// every column reads ASCII as itself: the server then converts nothing (converting the
@@ -113,16 +136,7 @@ impl LoadSpec {
     /// ASCII text in this stream may skip the server's charset conversion: the stream is
     /// utf8mb4 and every column reads ASCII as itself.
     pub(crate) fn ascii_goes_raw(&self) -> bool {
-        let ascii_is_itself = |c: &ColumnInfo| {
-            c.data_type != "json"
-                && c.charset.as_deref().is_none_or(|cs| {
-                    matches!(
-                        cs,
-                        "latin1" | "ascii" | "utf8mb3" | "utf8" | "utf8mb4" | "binary"
-                    )
-                })
-        };
-        self.charset == "utf8mb4" && self.columns.iter().all(ascii_is_itself)
+        self.charset == "utf8mb4" && self.columns.iter().all(reads_ascii_as_itself)
     }
 
     fn statement_in(&self, charset: &str) -> String {
@@ -412,6 +426,20 @@ pub(crate) mod tests {
             ..col("j", ColumnKind::Text)
         }]);
         assert_eq!(mysql_json.batch_charset(b"{}\n"), "utf8mb4");
+        let typed = |data_type: &str| ColumnInfo {
+            data_type: data_type.into(),
+            ..col("x", ColumnKind::Text)
+        };
+        let temporal = spec(vec![typed("datetime"), typed("date")]);
+        assert_eq!(temporal.batch_charset(b"2026-12-03\n"), "binary");
+        // MariaDB's INET4, INET6 and UUID read a binary string as their packed value.
+        for t in ["inet6", "inet4", "uuid"] {
+            assert_eq!(
+                spec(vec![typed(t)]).batch_charset(b"::1\n"),
+                "utf8mb4",
+                "{t}"
+            );
+        }
         let raw = LoadSpec {
             charset: "binary".into(),
             ..spec(vec![text("latin1", "varchar")])

@@ -1,4 +1,4 @@
-//! A table with every MySQL column type and hostile values (extremes, zero dates, quotes,
+//! A table with every MySQL column type (and MariaDB's INET4, INET6, UUID) and hostile values (extremes, zero dates, quotes,
 //! backslashes, NUL, every byte value, unicode), shared by the dump and import round-trip tests.
 
 use mysql_async::prelude::Queryable;
@@ -16,8 +16,17 @@ pub const CREATE: &str = "CREATE TABLE t (
     bn BINARY(4), vb VARBINARY(300), bl BLOB,
     en ENUM('a','b','c''q'), st SET('x','y','z'), js JSON,
     lat VARCHAR(20) CHARACTER SET latin1, geo POINT NULL,
-    gen INT AS (id * 2) VIRTUAL
+    gen INT AS (id * 2) VIRTUAL,
+    ip6 INET6, ip4 INET4, uu UUID
 ) DEFAULT CHARSET=utf8mb4";
+
+/// MariaDB's types without a charset that are not numbers or temporals (set after the rows
+/// above; the other rows keep NULL). `2001:db8:0:0::1f` is 16 characters: sent as a binary
+/// string it would be taken as the packed address, silently.
+pub const MARIADB_TYPES: &str = "UPDATE t SET ip6 = CASE id WHEN 1 THEN '2001:db8:0:0::1f' WHEN 2 THEN '::' ELSE 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' END,
+    ip4 = CASE id WHEN 1 THEN '10.1.2.3' WHEN 2 THEN '0.0.0.0' ELSE '255.255.255.255' END,
+    uu = CASE id WHEN 1 THEN '123e4567-e89b-12d3-a456-426655440000' WHEN 2 THEN '00000000-0000-0000-0000-000000000000' ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff' END
+    WHERE id IN (1, 2, 4)";
 
 pub const ROWS: &[&str] = &[
     "(1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1.5, 12345, 0.1, 0.1, 1, 5, 42,
@@ -65,5 +74,8 @@ pub async fn seed_types_table(prefix: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("seed row {row}: {e}"));
     }
+    conn.query_drop(MARIADB_TYPES)
+        .await
+        .expect("set the MariaDB-only types");
     db
 }

@@ -960,8 +960,9 @@ async fn a_version_1_dump_verifies_with_the_fingerprint_it_carries() {
 }
 
 /// An all-ASCII batch goes as `CHARACTER SET binary` (LOAD DATA) or as BLOB parameters (bulk
-/// execution) where every column reads ASCII as itself (latin1, utf8mb4), and as utf8mb4 where
-/// it does not (utf16), or once a value is not ASCII: every table still lands equal.
+/// execution) where every column reads ASCII as itself (latin1, utf8mb4, temporals), and as
+/// utf8mb4 where it does not (utf16; MariaDB's INET6, INET4 and UUID, which would take a binary
+/// string as their packed value), or once a value is not ASCII: every table still lands equal.
 #[tokio::test]
 async fn ascii_batches_load_exactly_into_latin1_utf8mb4_and_utf16_columns() {
     let db = unique_name("import_ascii");
@@ -974,6 +975,9 @@ async fn ascii_batches_load_exactly_into_latin1_utf8mb4_and_utf16_columns() {
              CREATE TABLE u8 (id INT PRIMARY KEY, v VARCHAR(50), j JSON) CHARSET utf8mb4;
              CREATE TABLE u16 (id INT PRIMARY KEY, v VARCHAR(50)) CHARSET utf16;
              CREATE TABLE mixed (id INT PRIMARY KEY, v VARCHAR(50)) CHARSET latin1;
+             CREATE TABLE addr (id INT PRIMARY KEY, a INET6, b INET4, u UUID, at DATETIME(3));
+             INSERT INTO addr SELECT seq, CONCAT('2001:db8:0:0::', HEX(seq)), CONCAT('10.0.', seq DIV 256, '.', seq % 256),
+               CONCAT('123e4567-e89b-12d3-a456-', LPAD(seq, 12, '0')), '2026-12-03 10:00:00.123' FROM seq_1_to_5000;
              INSERT INTO l1 SELECT seq, CONCAT('c', seq), REPEAT('x\\\\y\t', seq % 9), IF(seq % 2, 'a', 'b c') FROM seq_1_to_5000;
              INSERT INTO u8 SELECT seq, CONCAT('v ', seq), JSON_OBJECT('k', seq) FROM seq_1_to_5000;
              INSERT INTO u16 SELECT seq, CONCAT('w', seq) FROM seq_1_to_5000;
@@ -997,7 +1001,7 @@ async fn ascii_batches_load_exactly_into_latin1_utf8mb4_and_utf16_columns() {
             ],
         );
         assert_ok(&out);
-        for table in ["l1", "u8", "u16", "mixed"] {
+        for table in ["l1", "u8", "u16", "mixed", "addr"] {
             let want = checksum_table(&mut s, &format!("`{db}`.{table}")).await;
             assert!(want.is_some());
             assert_eq!(
