@@ -74,7 +74,9 @@ pub async fn run_script(
         config,
         storage,
         conn,
-        current_db: None,
+        // `mysqldump db > f.sql` writes no USE: its statements run in the database the
+        // target URL names (`mysql://…/db`), as `mysql db < f.sql` runs them.
+        current_db: config.target.database.clone(),
         order: Vec::new(),
         tables: HashMap::new(),
         triggers: Vec::new(),
@@ -224,7 +226,7 @@ impl Script<'_> {
             .or_else(|| self.current_db.clone())
             .ok_or_else(|| {
                 ImportError::Input(format!(
-                    "{where_}: INSERT into `{}` before any USE",
+                    "{where_}: INSERT into `{}` before any USE; name the database in the target URL (mysql://…/db)",
                     insert.table
                 ))
             })?;
