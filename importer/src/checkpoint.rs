@@ -5,7 +5,8 @@
 //! and `done` only after its rows are loaded and verified. A rerun skips `done` tables and
 //! empties a `loading` table before loading it again, so an import killed at any moment ends,
 //! when run again, with exactly the dump's rows: none lost, none doubled, finished tables not
-//! redone.
+//! redone. A table that held rows before the import (`--no-schema`) is marked `appending`
+//! instead, and a rerun refuses it rather than empty the user's rows with the loaded ones.
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -16,7 +17,23 @@ use crate::ImportError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableState {
     Loading,
+    /// Loading into a table that held rows before the import (`--no-schema`): a rerun cannot
+    /// tell those rows from the loaded ones, so it must not empty the table.
+    Appending,
     Done,
+    /// Done, into a table that held rows before: `--restart` must not empty it either.
+    Appended,
+}
+
+impl TableState {
+    pub fn is_done(self) -> bool {
+        matches!(self, TableState::Done | TableState::Appended)
+    }
+
+    /// The table held rows of its own before the import loaded into it.
+    pub fn held_rows(self) -> bool {
+        matches!(self, TableState::Appending | TableState::Appended)
+    }
 }
 
 pub struct Checkpoints {
@@ -72,6 +89,8 @@ impl Checkpoints {
             .map_err(|e| endpoint.error("read a checkpoint", e))?;
         Ok(match state.as_deref() {
             Some("done") => Some(TableState::Done),
+            Some("appending") => Some(TableState::Appending),
+            Some("appended") => Some(TableState::Appended),
             Some(_) => Some(TableState::Loading),
             None => None,
         })
@@ -87,7 +106,9 @@ impl Checkpoints {
     ) -> Result<(), ImportError> {
         let name = match state {
             TableState::Loading => "loading",
+            TableState::Appending => "appending",
             TableState::Done => "done",
+            TableState::Appended => "appended",
         };
         conn.exec_drop(
             format!(

@@ -251,6 +251,15 @@ fn is_lock_conflict(code: u16) -> bool {
     code == 1213 || code == 1205
 }
 
+/// Whether LOAD DATA might take what a bulk execution refused with this error: not for lock
+/// conflicts (after the retries), a killed query or connection (1317, 1927), a server
+/// shutting down (1053), a full disk or table (1021, 1114), or a read-only server (1290,
+/// 1836): those are the target's state, and emptying the table to load it again would not
+/// help.
+fn bulk_may_differ(code: u16) -> bool {
+    !is_lock_conflict(code) && !matches!(code, 1021 | 1053 | 1114 | 1290 | 1317 | 1836 | 1927)
+}
+
 /// A loader's connection, with the bulk statement prepared on it when the table loads that way.
 pub struct Loader {
     conn: RawConn,
@@ -310,7 +319,9 @@ pub async fn load_batch(
                 tracing::info!(table = %spec.table.plain(), code = e.code, tries, "{what} lost a lock conflict; sending the batch again");
                 tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
             }
-            Err(mysql_async::Error::Server(e)) if loader.bulk.is_some() => {
+            Err(mysql_async::Error::Server(e))
+                if loader.bulk.is_some() && bulk_may_differ(e.code) =>
+            {
                 return Err(ImportError::BulkRefused {
                     table: spec.table.plain(),
                     code: e.code,

@@ -300,7 +300,7 @@ async fn import_one(
         .await
         .map_err(|e| endpoint.error("turn foreign key checks off", e))?;
     let mut state = checkpoints.state(&mut conn, endpoint, &table.name).await?;
-    if state == Some(TableState::Done)
+    if state.is_some_and(TableState::is_done)
         && target::lookup(&mut conn, endpoint, &table.name)
             .await?
             .is_none()
@@ -308,11 +308,24 @@ async fn import_one(
         tracing::warn!(table = %table.name.plain(), "checkpointed as imported but gone from the target: importing again");
         state = None;
     }
+    if state == Some(TableState::Appending) && !config.restart {
+        return Err(ImportError::Target(format!(
+            "{} held rows before an import that stopped while loading into it; Sluice cannot \
+             tell those rows from the ones it loaded, so it does not empty the table: put the \
+             table back as it was before the import, then run again with --restart",
+            table.name.plain()
+        )));
+    }
+    if config.restart && state.is_some_and(TableState::held_rows) {
+        // The user has put the table back as it was before the import: load it as new, and
+        // never empty it.
+        state = None;
+    }
     if config.restart && state.is_some() {
         // --restart: a table an earlier run loaded (all or part) is emptied and loaded again.
         state = Some(TableState::Loading);
     }
-    if state == Some(TableState::Done) {
+    if state.is_some_and(TableState::is_done) {
         tracing::info!(table = %table.name.plain(), "already imported by an earlier run: skipped");
         config.observer.table_done(&table.name, 0);
         return Ok(None);
@@ -331,8 +344,20 @@ async fn import_one(
                 table.name.plain()
             ))
         })?;
+    // --no-schema into the user's table: rows it held before are never emptied.
+    let rows_before = if config.no_schema && state.is_none() {
+        target::row_count(&mut conn, endpoint, &table.name).await?
+    } else {
+        0
+    };
+    let held_rows = rows_before > 0;
+    let loading = if held_rows {
+        TableState::Appending
+    } else {
+        TableState::Loading
+    };
     checkpoints
-        .mark(&mut conn, endpoint, &table.name, TableState::Loading, 0)
+        .mark(&mut conn, endpoint, &table.name, loading, 0)
         .await?;
     let columns = source.metadata.as_ref().and_then(|m| {
         m.tables
@@ -341,7 +366,7 @@ async fn import_one(
             .map(|x| x.columns.clone())
     });
     let plan = RowPlan::new(&info, columns.as_deref())?.with_fingerprint(table.fingerprint_version);
-    let outcome = import_table(config, storage, table, &plan, &source.csv).await?;
+    let outcome = import_table(config, storage, table, &plan, &source.csv, held_rows).await?;
     if !deferred.is_empty() {
         let adds: Vec<String> = deferred.iter().map(|d| format!("ADD {d}")).collect();
         let sql = format!("ALTER TABLE {} {}", table.name, adds.join(", "));
@@ -352,13 +377,17 @@ async fn import_one(
             )
         })?;
     }
-    verify(&mut conn, endpoint, table, &info, &outcome).await?;
+    verify(&mut conn, endpoint, table, &info, &outcome, rows_before).await?;
     checkpoints
         .mark(
             &mut conn,
             endpoint,
             &table.name,
-            TableState::Done,
+            if held_rows {
+                TableState::Appended
+            } else {
+                TableState::Done
+            },
             outcome.rows,
         )
         .await?;
@@ -430,17 +459,26 @@ async fn verify(
     table: &TableSource,
     info: &TableInfo,
     outcome: &TableOutcome,
+    rows_before: u64,
 ) -> Result<(), ImportError> {
     let fail = |reason: String| ImportError::Verification {
         table: table.name.plain(),
         reason,
     };
-    let count = target::row_count(conn, endpoint, &table.name).await?;
+    let total = target::row_count(conn, endpoint, &table.name).await?;
+    let count = total.saturating_sub(rows_before);
     if count != outcome.rows {
-        return Err(fail(format!(
-            "the target holds {count} rows, {} were loaded",
-            outcome.rows
-        )));
+        return Err(fail(if rows_before > 0 {
+            format!(
+                "the target holds {total} rows: {rows_before} from before the import, and {} were loaded",
+                outcome.rows
+            )
+        } else {
+            format!(
+                "the target holds {count} rows, {} were loaded",
+                outcome.rows
+            )
+        }));
     }
     if let Some(expected) = table.expected_rows
         && outcome.duplicates_dropped == 0
@@ -473,6 +511,11 @@ async fn verify(
     let sent = outcome.sent.as_ref().filter(|_| texts);
     let got = match sent {
         Some(sent) => sent.hex(),
+        // Reading back would count the rows the table held before the import too.
+        None if rows_before > 0 => {
+            tracing::info!(table = %table.name.plain(), "the table held rows before the import: its fingerprint is not compared");
+            return Ok(());
+        }
         None => read_back_fingerprint(conn, endpoint, table, info).await?,
     };
     if got != format!("{expected:016x}") {

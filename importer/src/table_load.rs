@@ -43,14 +43,28 @@ pub(crate) struct TableOutcome {
 /// Loads a table's rows (see [`import_table_by`]). Under `--load-method auto`, a table with a
 /// row too big for one bulk execution, or whose bulk execution the target refused, is emptied
 /// and loaded again with LOAD DATA: it streams, and it keeps LOAD DATA's rules for bad values.
+///
+/// `held_rows`: the table held rows before this import (`--no-schema` into the user's table).
+/// Those rows are never emptied: the load goes through the sort from the start, and a table
+/// bulk execution cannot take fails with advice instead of being loaded again.
 pub(crate) async fn import_table(
     config: &ImportConfig,
     storage: &Storage,
     table: &TableSource,
     plan: &RowPlan,
     dialect: &CsvDialect,
+    held_rows: bool,
 ) -> Result<TableOutcome, ImportError> {
-    match import_table_by(config, storage, table, plan, dialect).await {
+    match import_table_by(config, storage, table, plan, dialect, held_rows).await {
+        Err(e @ (ImportError::RowTooBigForBulk { .. } | ImportError::BulkRefused { .. }))
+            if held_rows =>
+        {
+            Err(ImportError::Target(format!(
+                "{e}; {} held rows before this import, so Sluice does not empty it to load it \
+                 again with LOAD DATA: run again with --load-method load-data",
+                table.name.plain()
+            )))
+        }
         Err(e @ (ImportError::RowTooBigForBulk { .. } | ImportError::BulkRefused { .. }))
             if config.load_method != LoadMethod::BulkInsert =>
         {
@@ -58,22 +72,27 @@ pub(crate) async fn import_table(
             empty_table(config, table, "load it again").await?;
             let mut streamed = config.clone();
             streamed.wire.bulk = false;
-            import_table_by(&streamed, storage, table, plan, dialect).await
+            import_table_by(&streamed, storage, table, plan, dialect, held_rows).await
         }
         other => other,
     }
 }
 
 /// Loads a table's rows: in file order when they come in key order (`ordered.rs`), else, once
-/// that finds a key out of order, through the sort after emptying what it loaded.
+/// that finds a key out of order, through the sort after emptying what it loaded (from the
+/// start when the table `held_rows`: see [`import_table`]).
 async fn import_table_by(
     config: &ImportConfig,
     storage: &Storage,
     table: &TableSource,
     plan: &RowPlan,
     dialect: &CsvDialect,
+    held_rows: bool,
 ) -> Result<TableOutcome, ImportError> {
     let plan = Arc::new(plan.clone());
+    if held_rows {
+        return import_sorted(config, storage, table, &plan, dialect).await;
+    }
     let outcome = import_in_order(config, storage, table, &plan, dialect).await?;
     let Some(at) = &outcome.out_of_order else {
         return Ok(outcome);
@@ -91,9 +110,14 @@ async fn empty_table(
 ) -> Result<(), ImportError> {
     let endpoint = &config.target;
     let mut conn = endpoint.connect().await?;
-    conn.query_drop(format!("TRUNCATE TABLE {}", table.name))
-        .await
-        .map_err(|e| endpoint.error(format!("empty {} to {why}", table.name.plain()), e))?;
+    // InnoDB refuses to TRUNCATE a table another table's foreign key names (ERROR 1701),
+    // even an empty one, unless the checks are off.
+    conn.query_drop(format!(
+        "SET SESSION foreign_key_checks = 0; TRUNCATE TABLE {}",
+        table.name
+    ))
+    .await
+    .map_err(|e| endpoint.error(format!("empty {} to {why}", table.name.plain()), e))?;
     Ok(())
 }
 

@@ -795,7 +795,9 @@ async fn a_target_with_a_small_max_allowed_packet_takes_every_batch() {
              CREATE TABLE short_notes (id INT PRIMARY KEY, body TEXT);
              INSERT INTO notes SELECT seq, REPEAT('n', seq) FROM seq_1_to_2000;
              INSERT INTO notes VALUES (3000, REPEAT('big ', 786432));
-             INSERT INTO short_notes SELECT seq, REPEAT('s', seq % 300) FROM seq_1_to_2000;"
+             INSERT INTO short_notes SELECT seq, REPEAT('s', seq % 300) FROM seq_1_to_2000;
+             CREATE TABLE note_refs (id INT PRIMARY KEY, note INT, FOREIGN KEY (note) REFERENCES notes (id));
+             INSERT INTO note_refs VALUES (1, 3000), (2, 7);"
         )
         .as_bytes(),
     );
@@ -1034,18 +1036,18 @@ async fn a_batch_rolled_back_by_a_lock_conflict_is_sent_again() {
     let dir = tempfile::tempdir().unwrap();
     dump(&db, dir.path(), &[]);
 
-    // The target's table holds a row with one of the dump's keys; a session deletes it and
-    // keeps its transaction open, so the dump's row with that key waits for the lock.
+    // A session inserts a row with one of the dump's keys and keeps its transaction open, so
+    // the dump's row with that key waits for the lock (the table itself is empty: the rows a
+    // table held before a --no-schema import are another test's matter).
     let mut blocker = waits.conn().await;
     blocker
         .query_drop(format!(
-            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
-             INSERT INTO `{db}`.t VALUES (500, 0)"
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)"
         ))
         .await
         .unwrap();
     blocker
-        .query_drop(format!("BEGIN; DELETE FROM `{db}`.t WHERE id = 500"))
+        .query_drop(format!("BEGIN; INSERT INTO `{db}`.t VALUES (500, 0)"))
         .await
         .unwrap();
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -1091,7 +1093,7 @@ async fn a_batch_rolled_back_by_a_lock_conflict_is_sent_again() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    blocker.query_drop("COMMIT").await.unwrap();
+    blocker.query_drop("ROLLBACK").await.unwrap();
 
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     let stderr = std::fs::read_to_string(log.path()).unwrap();

@@ -1,6 +1,8 @@
-//! Views through `sluice dump` and `sluice import`: created after the tables, a view over
-//! another view whatever the name order, a definer the target lacks replaced by the importing
-//! user (with a warning), and a second run that leaves them as they were.
+//! What `sluice import` does with schema objects beside the rows. Views: created after the
+//! tables, a view over another view whatever the name order, a definer the target lacks
+//! replaced by the importing user (with a warning), a second run that leaves them as they
+//! were. Tables the user owns (`--no-schema`): rows they held before the import are kept,
+//! counted apart in the verification, and never emptied, also not by a rerun.
 
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
@@ -114,4 +116,76 @@ async fn views_are_created_after_the_tables_in_dependency_order() {
         .unwrap()
         .unwrap();
     assert_eq!(views, 1, "only b_middle, from the first runs");
+}
+
+#[tokio::test]
+async fn rows_a_table_held_before_a_no_schema_import_are_never_emptied() {
+    let db = unique_name("import_held");
+    let mut s = source().conn().await;
+    s.query_drop(format!(
+        "CREATE DATABASE `{db}`; USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO t SELECT seq, CONCAT('dump ', seq) FROM seq_1_to_3000;"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let filter = format!("{db}.*");
+    assert_ok(&sluice(&[
+        "dump",
+        "--source",
+        &source().url(),
+        "--output",
+        dir.path().to_str().unwrap(),
+        "--filter",
+        &filter,
+    ]));
+    // The user's table holds rows of its own, with keys the dump does not have.
+    let mut t = target().conn().await;
+    t.query_drop(format!(
+        "CREATE DATABASE `{db}`; USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO t SELECT 100000 + seq, 'mine' FROM seq_1_to_10;"
+    ))
+    .await
+    .unwrap();
+    let mine = format!("SELECT COUNT(*) FROM `{db}`.t WHERE v = 'mine'");
+    let all = format!("SELECT COUNT(*) FROM `{db}`.t");
+    let out = import(dir.path(), &["--no-schema"]);
+    assert_ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rows"], 3000, "{summary}");
+    let count = |sql: String| async move {
+        let mut t = target().conn().await;
+        t.query_first::<i64, _>(sql).await.unwrap().unwrap()
+    };
+    assert_eq!(count(all.clone()).await, 3010);
+    assert_eq!(count(mine.clone()).await, 10);
+
+    // An import that stopped while loading into such a table: the rerun refuses to empty it.
+    t.query_drop(format!(
+        "UPDATE sluice_meta.import_tables SET state = 'appending' WHERE db = '{db}'"
+    ))
+    .await
+    .unwrap();
+    let out = import(dir.path(), &["--no-schema"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("held rows before") && err.contains("--restart"),
+        "{err}"
+    );
+    assert_eq!(count(mine.clone()).await, 10);
+    assert_eq!(count(all.clone()).await, 3010);
+
+    // Put back as it was before the import, --restart loads it again beside the user's rows.
+    t.query_drop(format!("DELETE FROM `{db}`.t WHERE v <> 'mine'"))
+        .await
+        .unwrap();
+    assert_ok(&import(dir.path(), &["--no-schema", "--restart"]));
+    assert_eq!(count(all).await, 3010);
+    assert_eq!(count(mine).await, 10);
 }
