@@ -342,15 +342,20 @@ pub fn insert_head(statement: &[u8]) -> Result<Option<(InsertHead, usize)>, (usi
     if p.peek() == Some(b'(') {
         p.pos += 1;
         let mut cols = Vec::new();
-        loop {
-            cols.push(p.identifier()?);
-            match p.peek() {
-                Some(b',') => p.pos += 1,
-                Some(b')') => {
-                    p.pos += 1;
-                    break;
+        // `INSERT INTO t () VALUES ()`: no column given, every one takes its default.
+        if p.peek() == Some(b')') {
+            p.pos += 1;
+        } else {
+            loop {
+                cols.push(p.identifier()?);
+                match p.peek() {
+                    Some(b',') => p.pos += 1,
+                    Some(b')') => {
+                        p.pos += 1;
+                        break;
+                    }
+                    _ => return p.fail("`,` or `)` in the column list"),
                 }
-                _ => return p.fail("`,` or `)` in the column list"),
             }
         }
         columns = Some(cols);
@@ -464,6 +469,14 @@ mod tests {
         ];
         assert_eq!(rows[0], expected);
         assert!(rows[1].is_empty());
+    }
+
+    #[test]
+    fn an_empty_column_list_gives_no_column() {
+        let (head, rows) = parse(b"INSERT INTO t () VALUES (), ()").unwrap().unwrap();
+        assert_eq!(head.columns, Some(Vec::new()));
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(Vec::is_empty));
     }
 
     #[test]

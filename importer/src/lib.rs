@@ -17,6 +17,7 @@ mod bulk;
 mod cell;
 mod checkpoint;
 mod config;
+mod defaults;
 mod error;
 mod import_mode;
 mod insert;

@@ -8,7 +8,7 @@ use sluice_core::layout::FingerprintVersion;
 use sluice_core::{ColumnInfo, ColumnKind, TableInfo};
 
 use crate::ImportError;
-use crate::cell::{Row, load_into};
+use crate::cell::{CellKind, Row, load_into};
 use crate::kv::{encode_key_cell, encode_value};
 use crate::sort::Kv;
 
@@ -39,10 +39,33 @@ impl MappingCache {
     }
 }
 
+/// What a column takes when a file's row does not give it (a column list without it, or
+/// `VALUES ()`): its default, evaluated once per import on the target, as Lightning fills it
+/// on the client (so `CURRENT_TIMESTAMP` is one instant for the whole table). A loader sends
+/// every column, so a default left to the server would arrive as NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnDefault {
+    /// Not looked up: NULL.
+    Unknown,
+    /// The default is NULL.
+    Null,
+    /// NULL, which asks for the next value; a key column left out keys its row by its place
+    /// in the file (see [`RowPlan::key_into`]).
+    AutoIncrement,
+    /// The default's value as a dump would spell it.
+    Value(CellKind, Vec<u8>),
+    /// NOT NULL without a default: sent as NULL, for which the server stores its implicit
+    /// default (0, '', a zero date) with a warning, as MySQL does for an INSERT without the
+    /// column outside strict mode (Lightning's fixtures rely on it).
+    Implicit,
+}
+
 #[derive(Debug, Clone)]
 pub struct RowPlan {
     /// The loaded columns, in canonical order, as the target describes them.
     pub columns: Vec<ColumnInfo>,
+    /// What each column takes when a row does not give it (see [`ColumnDefault`]).
+    pub defaults: Vec<ColumnDefault>,
     /// Positions of the primary key in `columns`; empty for a keyless load.
     pub key: Vec<usize>,
     by_name: HashMap<String, usize>,
@@ -85,11 +108,20 @@ impl RowPlan {
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
         Ok(RowPlan {
+            defaults: vec![ColumnDefault::Unknown; columns.len()],
             columns,
             key,
             by_name,
             fingerprint: FingerprintVersion::default(),
         })
+    }
+
+    /// The plan with the columns' defaults (`defaults[i]` for `columns[i]`).
+    pub fn with_defaults(mut self, defaults: Vec<ColumnDefault>) -> RowPlan {
+        if defaults.len() == self.columns.len() {
+            self.defaults = defaults;
+        }
+        self
     }
 
     /// The plan for a dump whose fingerprints are `version`.
@@ -128,6 +160,8 @@ impl RowPlan {
         at: &dyn Fn() -> String,
         out: &mut Canon,
     ) -> Result<(), ImportError> {
+        // `VALUES ()` gives no column, whatever the column list.
+        let mapping = if row.len() == 0 { &[][..] } else { mapping };
         if row.len() != mapping.len() {
             return Err(ImportError::Input(format!(
                 "{}: {} values for {} columns",
@@ -145,12 +179,44 @@ impl RowPlan {
                 out.cells[to] = Some((start, out.bytes.len()));
             }
         }
+        if mapping.len() < self.columns.len() {
+            self.fill_defaults(mapping, out);
+        }
         Ok(())
+    }
+
+    /// Gives the columns `mapping` leaves out their defaults.
+    fn fill_defaults(&self, mapping: &[usize], out: &mut Canon) {
+        for (i, default) in self.defaults.iter().enumerate() {
+            if mapping.contains(&i) {
+                continue;
+            }
+            match default {
+                ColumnDefault::Value(kind, bytes) => {
+                    let start = out.bytes.len();
+                    if load_into(*kind, bytes, self.columns[i].kind, &mut out.bytes) {
+                        out.cells[i] = Some((start, out.bytes.len()));
+                    }
+                }
+                ColumnDefault::Unknown
+                | ColumnDefault::Null
+                | ColumnDefault::AutoIncrement
+                | ColumnDefault::Implicit => {}
+            }
+        }
     }
 
     /// Appends a row's sort key: the memcomparable primary key, or for a keyless table a
     /// generated row id (`file`, then `ordinal` in the file), so that file order is load order.
     pub fn key_into(&self, key: &mut Vec<u8>, canon: &[Option<&[u8]>], file: u32, ordinal: u64) {
+        if self.key.iter().any(|&k| canon[k].is_none()) {
+            // A key column the row leaves to AUTO_INCREMENT: keyed by its place, after a NULL
+            // flag no given key starts with, so it meets no other row as a duplicate.
+            key.push(0x00);
+            key.extend_from_slice(&file.to_be_bytes());
+            key.extend_from_slice(&ordinal.to_be_bytes());
+            return;
+        }
         if self.key.is_empty() {
             key.extend_from_slice(&file.to_be_bytes());
             key.extend_from_slice(&ordinal.to_be_bytes());
@@ -235,5 +301,96 @@ impl Canon {
         } else {
             f(&self.cells.iter().map(cell).collect::<Vec<_>>())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::{ColumnKind, TableName};
+
+    use super::*;
+
+    fn column(name: &str, kind: ColumnKind) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            kind,
+            data_type: String::new(),
+            unsigned: false,
+            precision: 10,
+            scale: 0,
+            charset: None,
+            nullable: true,
+        }
+    }
+
+    /// `pk` AUTO_INCREMENT, `y` DEFAULT 123, `s` DEFAULT 'abc', `n` nullable, `r` NOT NULL
+    /// without a default.
+    fn plan() -> RowPlan {
+        let table = TableInfo {
+            name: TableName::new("db", "t"),
+            columns: vec![
+                column("pk", ColumnKind::Integer),
+                column("y", ColumnKind::Integer),
+                column("s", ColumnKind::Text),
+                column("n", ColumnKind::Integer),
+                column("r", ColumnKind::Integer),
+            ],
+            primary_key: vec![0],
+            estimated_rows: 0,
+        };
+        RowPlan::new(&table, None).unwrap().with_defaults(vec![
+            ColumnDefault::AutoIncrement,
+            ColumnDefault::Value(CellKind::Text, b"123".to_vec()),
+            ColumnDefault::Value(CellKind::Text, b"abc".to_vec()),
+            ColumnDefault::Null,
+            ColumnDefault::Implicit,
+        ])
+    }
+
+    fn cells(plan: &RowPlan, row: &Row, columns: &[&str]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        let names: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+        let mapping = plan
+            .mapping(Some(&names), "f:1")
+            .map_err(|e| e.to_string())?;
+        let mut canon = Canon::default();
+        plan.canonical_into(row, &mapping, &|| "f:1".into(), &mut canon)
+            .map_err(|e| e.to_string())?;
+        Ok(canon.with_cells(|c| c.iter().map(|v| v.map(<[u8]>::to_vec)).collect()))
+    }
+
+    #[test]
+    fn columns_a_row_leaves_out_take_their_defaults() {
+        let plan = plan();
+        let mut row = Row::default();
+        row.push(CellKind::Bare, b"7");
+        row.push(CellKind::Bare, b"1");
+        let got = cells(&plan, &row, &["pk", "r"]).unwrap();
+        let text = |v: &str| Some(v.as_bytes().to_vec());
+        assert_eq!(got, [text("7"), text("123"), text("abc"), None, text("1")]);
+        // `r` has no default: NULL, which the server turns into its implicit default.
+        let mut only_pk = Row::default();
+        only_pk.push(CellKind::Bare, b"7");
+        assert_eq!(cells(&plan, &only_pk, &["pk"]).unwrap()[4], None);
+    }
+
+    #[test]
+    fn a_key_left_to_auto_increment_keys_the_row_by_its_place() {
+        let plan = plan();
+        let mut row = Row::default();
+        row.push(CellKind::Bare, b"1");
+        let got = cells(&plan, &row, &["r"]).unwrap();
+        assert_eq!(got[0], None, "AUTO_INCREMENT is sent as NULL");
+        let cells: Vec<Option<&[u8]>> = got.iter().map(|c| c.as_deref()).collect();
+        let (mut first, mut second, mut given) = (Vec::new(), Vec::new(), Vec::new());
+        plan.key_into(&mut first, &cells, 0, 1);
+        plan.key_into(&mut second, &cells, 0, 2);
+        assert_ne!(first, second, "two such rows are no duplicates");
+        let mut with_key = cells.clone();
+        with_key[0] = Some(b"1");
+        plan.key_into(&mut given, &with_key, 0, 1);
+        assert!(
+            first < given && first[0] == 0,
+            "NULL flag first: {first:?} {given:?}"
+        );
     }
 }

@@ -26,7 +26,7 @@ type RowSink<'a> = dyn FnMut(Option<&[String]>, &Row, u64) -> Result<(), ImportE
 #[derive(Debug, Default, Clone)]
 pub struct FileFacts {
     pub rows: u64,
-    /// The column list the INSERT statements named, if any.
+    /// The column list the last INSERT statement named, if any.
     pub columns: Option<Vec<String>>,
     /// The charset a `SET NAMES` set (mydumper writes `binary`).
     pub charset: Option<String>,
@@ -105,18 +105,15 @@ fn read_sql<R: BufRead>(
             *counted = offset;
             *line
         };
-        let mut columns_checked = false;
+        // Each INSERT may name its own columns (`INSERT INTO t (a) …` then `INSERT INTO t ()
+        // …`): the rows are mapped per list, and the columns a list leaves out take their
+        // defaults (see `plan.rs`).
+        let mut columns_seen = false;
         let parsed = parse_insert(text, &mut row, |head, row, offset| {
             let at = line_at(offset, &mut line, &mut counted);
-            if !columns_checked {
-                columns_checked = true;
-                if facts.columns.is_none() {
-                    facts.columns = head.columns.clone();
-                } else if head.columns.is_some() && head.columns != facts.columns {
-                    return Err(ImportError::Input(format!(
-                        "{name}:{statement_line}: the INSERT names other columns than the one before"
-                    )));
-                }
+            if !columns_seen {
+                columns_seen = true;
+                facts.columns.clone_from(&head.columns);
             }
             facts.rows += 1;
             on_row(head.columns.as_deref(), row, at)

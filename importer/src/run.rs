@@ -365,7 +365,9 @@ async fn import_one(
             .find(|x| x.database == table.dump_name.database && x.table == table.dump_name.table)
             .map(|x| x.columns.clone())
     });
-    let plan = RowPlan::new(&info, columns.as_deref())?.with_fingerprint(table.fingerprint_version);
+    let plan = RowPlan::new(&info, columns.as_deref())?
+        .with_fingerprint(table.fingerprint_version)
+        .with_defaults(crate::defaults::column_defaults(&mut conn, endpoint, &info).await?);
     let outcome = import_table(config, storage, table, &plan, &source.csv, held_rows).await?;
     if !deferred.is_empty() {
         let adds: Vec<String> = deferred.iter().map(|d| format!("ADD {d}")).collect();

@@ -245,8 +245,10 @@ impl Script<'_> {
                     ))
                 })?;
             let budget = self.config.sort_memory / 4;
+            let defaults =
+                crate::defaults::column_defaults(&mut self.conn, endpoint, &info).await?;
             let collector = Collector {
-                plan: Arc::new(RowPlan::new(&info, None)?),
+                plan: Arc::new(RowPlan::new(&info, None)?.with_defaults(defaults)),
                 sorter: Sorter::new(&self.config.sort_dir, budget)?,
                 ordinal: 0,
                 pending: Vec::new(),

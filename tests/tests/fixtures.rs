@@ -354,3 +354,51 @@ async fn mysqldump_employees_script() {
         "8720e2f0853ac9096b689c14664f847e"
     );
 }
+
+/// lightning_checkpoint_timestamp: `INSERT INTO cpts VALUES (), …` into a table whose only
+/// column defaults to CURRENT_TIMESTAMP(6): one instant for the whole import, as in Lightning
+/// (the default is evaluated once on the target; see importer/src/defaults.rs).
+#[tokio::test]
+async fn lightning_checkpoint_timestamp() {
+    let Some(dir) = fixtures() else { return };
+    target()
+        .conn()
+        .await
+        .query_drop("DROP DATABASE IF EXISTS cpts")
+        .await
+        .unwrap();
+    import_fixture(
+        &dir.join("lightning/lightning_checkpoint_timestamp/data"),
+        &[],
+    );
+    check(&[(
+        "SELECT COUNT(ts) a, COUNT(DISTINCT ts) b FROM cpts.cpts",
+        "98\t1",
+    )])
+    .await;
+}
+
+/// lightning_default-columns: `INSERT INTO t () VALUES ()`, `INSERT INTO t VALUES ()` and a
+/// column list without the AUTO_INCREMENT column: defaults and generated keys.
+#[tokio::test]
+async fn lightning_default_columns() {
+    let Some(dir) = fixtures() else { return };
+    target()
+        .conn()
+        .await
+        .query_drop("DROP DATABASE IF EXISTS defcol")
+        .await
+        .unwrap();
+    import_fixture(&dir.join("lightning/lightning_default-columns/data"), &[]);
+    check(&[
+        ("SELECT min(pk), count(pk) FROM defcol.t", "1\t9"),
+        (
+            "SELECT COUNT(*) FROM defcol.t WHERE x IS NOT NULL OR y <> 123 OR z IS NULL \
+             OR z NOT BETWEEN UTC_TIMESTAMP() - INTERVAL 5 MINUTE AND UTC_TIMESTAMP()",
+            "0",
+        ),
+        ("SELECT xx FROM defcol.u WHERE yy = 40", "1"),
+        ("SELECT xx FROM defcol.u WHERE yy = 60", "2"),
+    ])
+    .await;
+}

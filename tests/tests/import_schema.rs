@@ -189,3 +189,87 @@ async fn rows_a_table_held_before_a_no_schema_import_are_never_emptied() {
     assert_eq!(count(all).await, 3010);
     assert_eq!(count(mine).await, 10);
 }
+
+/// `pk, y, s, b + 0, n` of the defaults test's table.
+type DefaultsRow = (i64, i64, Option<String>, u8, Option<i64>);
+
+/// Rows that leave columns out (a column list without them, or `VALUES ()`) get the target's
+/// defaults, evaluated once (one CURRENT_TIMESTAMP for the table, as Lightning fills it), an
+/// AUTO_INCREMENT key its next values, a NOT NULL column without a default the server's
+/// implicit default. Both load methods.
+#[tokio::test]
+async fn columns_a_dump_leaves_out_take_the_target_defaults() {
+    let db = unique_name("import_defaults");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        &format!("{db}-schema-create.sql"),
+        format!("CREATE DATABASE `{db}`;\n"),
+    );
+    write(
+        &format!("{db}.t-schema.sql"),
+        "CREATE TABLE t (pk INT PRIMARY KEY AUTO_INCREMENT, y INT NOT NULL DEFAULT 123, \
+         s VARCHAR(5) DEFAULT 'abc', b BIT(4) DEFAULT b'101', n INT, \
+         at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6));\n"
+            .into(),
+    );
+    write(
+        &format!("{db}.t.0.sql"),
+        "INSERT INTO t () VALUES (), ();\nINSERT INTO t VALUES ();\nINSERT INTO t (n) VALUES (5), (NULL);\n\
+         INSERT INTO t (pk, y, s) VALUES (100, 1, NULL);\n"
+            .into(),
+    );
+    let mut t = target().conn().await;
+    for method in ["bulk-insert", "load-data"] {
+        t.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+            .await
+            .unwrap();
+        assert_ok(&import(dir.path(), &["--restart", "--load-method", method]));
+        let rows: Vec<DefaultsRow> = t
+            .query(format!(
+                "SELECT pk, y, s, b + 0, n FROM `{db}`.t ORDER BY pk"
+            ))
+            .await
+            .unwrap();
+        let abc = || Some("abc".to_owned());
+        assert_eq!(
+            rows,
+            [
+                (1, 123, abc(), 5, None),
+                (2, 123, abc(), 5, None),
+                (3, 123, abc(), 5, None),
+                (4, 123, abc(), 5, Some(5)),
+                (5, 123, abc(), 5, None),
+                (100, 1, None, 5, None),
+            ],
+            "{method}"
+        );
+        let (instants, recent): (i64, i64) = t
+            .query_first(format!(
+                "SELECT COUNT(DISTINCT at), SUM(at > UTC_TIMESTAMP() - INTERVAL 5 MINUTE) FROM `{db}`.t"
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((instants, recent), (1, 6), "{method}");
+    }
+    // A NOT NULL column without a default, left out: the server's implicit default (0), as
+    // MySQL gives it outside strict mode.
+    write(
+        &format!("{db}.t-schema.sql"),
+        "CREATE TABLE t (pk INT PRIMARY KEY, r INT NOT NULL);\n".into(),
+    );
+    write(
+        &format!("{db}.t.0.sql"),
+        "INSERT INTO t (pk) VALUES (1);\n".into(),
+    );
+    t.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .await
+        .unwrap();
+    assert_ok(&import(dir.path(), &["--restart"]));
+    let r: Option<i64> = t
+        .query_first(format!("SELECT r FROM `{db}`.t WHERE pk = 1"))
+        .await
+        .unwrap();
+    assert_eq!(r, Some(0));
+}
