@@ -114,6 +114,17 @@ impl Importer {
         {
             source.csv = dialect.clone();
         }
+        if !config.no_schema
+            && let Some(t) = source.tables.iter().find(|t| t.schema_file.is_empty())
+        {
+            return Err(ImportError::Input(format!(
+                "{}: no schema file for {} ({}); pass --no-schema to load into a table that \
+                 exists on the target",
+                config.input,
+                t.dump_name.plain(),
+                t.files.first().map(|f| f.name.as_str()).unwrap_or_default()
+            )));
+        }
         if source.tables.is_empty() && source.views.is_empty() {
             return Err(ImportError::Input(format!(
                 "no table of the dump at {} matches the filter {:?}",

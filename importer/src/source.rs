@@ -134,6 +134,17 @@ pub async fn discover(storage: &Storage) -> Result<DumpSource, ImportError> {
     Ok(source)
 }
 
+/// `db.table` from a data file's name without its extension (`db.table` or `db.table.0001`)
+/// where no schema file names the table.
+fn table_of_bare_data_file(stem: &str) -> Option<(&str, &str)> {
+    let (db, rest) = stem.split_once('.')?;
+    let table = match rest.rsplit_once('.') {
+        Some((t, chunk)) if !chunk.is_empty() && chunk.bytes().all(|b| b.is_ascii_digit()) => t,
+        _ => rest,
+    };
+    (!db.is_empty() && !table.is_empty()).then_some((db, table))
+}
+
 /// The views among a dump's file names.
 fn views_in<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<ViewSource>, ImportError> {
     let mut views = Vec::new();
@@ -244,7 +255,29 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
                     });
                 }
             }
-            None => tracing::warn!(file = %name, "a data file without a schema file: skipped"),
+            None => {
+                // No schema file (Lightning's `no-schema` layout): the table must exist on the
+                // target (`--no-schema`; see `run.rs`). Named `db.table[.chunk]`.
+                let Some((db, table)) = table_of_bare_data_file(stem) else {
+                    tracing::warn!(file = %name, "a data file whose name is not db.table: skipped");
+                    continue;
+                };
+                let qualified = format!("{db}.{table}");
+                let t = tables.entry(qualified).or_insert_with(|| TableSource {
+                    name: TableName::new(db, table),
+                    dump_name: TableName::new(db, table),
+                    schema_file: String::new(),
+                    files: Vec::new(),
+                    expected_rows: None,
+                    expected_fingerprint: None,
+                    fingerprint_version: FingerprintVersion::default(),
+                });
+                t.files.push(DataFile {
+                    name: name.clone(),
+                    format,
+                    compression,
+                });
+            }
         }
     }
     let layout = if names.iter().any(|n| n == "metadata")
@@ -300,6 +333,29 @@ mod tests {
         };
         assert_eq!(files("t"), ["shop.t.000000000.sql", "shop.t.sql.gz"]);
         assert_eq!(files("t.x"), ["shop.t.x.000000001.csv.zst"]);
+    }
+
+    #[test]
+    fn data_files_without_a_schema_file_name_their_table() {
+        let names = [
+            "noschema.t.sql",
+            "db.u.0001.csv",
+            "db.u.0002.csv",
+            "loose.sql",
+        ];
+        let src = from_names(names.iter().map(|s| s.to_string()).collect()).unwrap();
+        let tables: Vec<(String, usize, bool)> = src
+            .tables
+            .iter()
+            .map(|t| (t.name.plain(), t.files.len(), t.schema_file.is_empty()))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                ("db.u".to_owned(), 2, true),
+                ("noschema.t".to_owned(), 1, true)
+            ]
+        );
     }
 
     #[test]

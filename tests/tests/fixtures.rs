@@ -402,3 +402,33 @@ async fn lightning_default_columns() {
     ])
     .await;
 }
+
+/// lightning_no_schema: a data file and no schema file. Into a table made by hand with
+/// `--no-schema`; without it, refused naming the table and file.
+#[tokio::test]
+async fn lightning_no_schema() {
+    let Some(dir) = fixtures() else { return };
+    let mut conn = target().conn().await;
+    conn.query_drop(
+        "DROP DATABASE IF EXISTS noschema; CREATE DATABASE noschema; \
+         CREATE TABLE noschema.t (x INT PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    let data = dir.join("lightning/lightning_no_schema/data");
+    let refused = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
+        .args(["import", "--input", data.to_str().unwrap(), "--target"])
+        .arg(target().url())
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("no schema file for noschema.t (noschema.t.sql)")
+            && err.contains("--no-schema"),
+        "{err}"
+    );
+    import_fixture(&data, &["--no-schema"]);
+    check(&[("SELECT sum(x) FROM noschema.t", "120")]).await;
+}
