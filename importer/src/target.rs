@@ -200,7 +200,16 @@ pub async fn create_table(
         } else if !upper.starts_with("SET ") {
             continue; // views, triggers and the like are not this table's schema
         }
-        conn.query_drop(&s).await.map_err(|e| {
+        let mut result = conn.query_drop(&s).await;
+        if let Err(mysql_async::Error::Server(e)) = &result
+            && e.code == 1064
+            && let Some(plain) = without_tidb_keywords(&s)
+        {
+            // A TiDB schema (`PRIMARY KEY … CLUSTERED`): the same table without the words.
+            tracing::warn!(table = %name.plain(), file = %schema_file, "the CREATE TABLE has TiDB's CLUSTERED or NONCLUSTERED: created without them");
+            result = conn.query_drop(&plain).await;
+        }
+        result.map_err(|e| {
             ImportError::from(endpoint.error(
                 format!("create table {} from {schema_file}", name.plain()),
                 e,
@@ -213,6 +222,48 @@ pub async fn create_table(
         )));
     }
     Ok(deferred)
+}
+
+/// The statement without TiDB's index options `CLUSTERED` and `NONCLUSTERED` (bare words,
+/// outside quotes and comments), which MySQL and MariaDB do not know; `None` without them.
+fn without_tidb_keywords(sql: &str) -> Option<String> {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut at, mut copied, mut found) = (0, 0, false);
+    while at < b.len() {
+        match b[at] {
+            q @ (b'\'' | b'"' | b'`') => {
+                at += 1;
+                while at < b.len() && b[at] != q {
+                    at += if b[at] == b'\\' && q != b'`' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'/' if b.get(at + 1) == Some(&b'*') => {
+                at = sql[at + 2..].find("*/").map_or(b.len(), |e| at + 2 + e + 2);
+            }
+            b'-' if b.get(at + 1) == Some(&b'-') => {
+                at = sql[at..].find('\n').map_or(b.len(), |e| at + e);
+            }
+            c if c.is_ascii_alphabetic() => {
+                let start = at;
+                while at < b.len() && (b[at].is_ascii_alphanumeric() || b[at] == b'_') {
+                    at += 1;
+                }
+                let word = &sql[start..at];
+                if word.eq_ignore_ascii_case("CLUSTERED")
+                    || word.eq_ignore_ascii_case("NONCLUSTERED")
+                {
+                    out.push_str(&sql[copied..start]);
+                    copied = at;
+                    found = true;
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    found.then_some(out)
 }
 
 /// Splits the secondary indexes `defer` names off a `SHOW CREATE TABLE` text; returns the new
@@ -264,6 +315,25 @@ pub fn strip_secondary_indexes(create: &str, defer: DeferIndexes) -> (String, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tidb_index_options_are_dropped_outside_quotes_and_comments() {
+        assert_eq!(
+            without_tidb_keywords(
+                "create table `pk` (a tinyint primary key clustered auto_increment, \
+                 b int, key k (b) NONCLUSTERED, c varchar(9) default 'clustered' /* clustered */)"
+            )
+            .as_deref(),
+            Some(
+                "create table `pk` (a tinyint primary key  auto_increment, b int, key k (b) , \
+                 c varchar(9) default 'clustered' /* clustered */)"
+            )
+        );
+        assert_eq!(
+            without_tidb_keywords("CREATE TABLE `clustered` (x INT) COMMENT 'nonclustered'"),
+            None
+        );
+    }
 
     #[test]
     fn secondary_indexes_are_split_off() {

@@ -432,3 +432,23 @@ async fn lightning_no_schema() {
     import_fixture(&data, &["--no-schema"]);
     check(&[("SELECT sum(x) FROM noschema.t", "120")]).await;
 }
+
+/// lightning_tool_1472: a TiDB schema (`PRIMARY KEY CLUSTERED`), created without the word, and
+/// AUTO_INCREMENT columns that go on after the imported values.
+#[tokio::test]
+async fn lightning_tool_1472() {
+    let Some(dir) = fixtures() else { return };
+    let mut conn = target().conn().await;
+    conn.query_drop("DROP DATABASE IF EXISTS EE1472")
+        .await
+        .unwrap();
+    import_fixture(&dir.join("lightning/lightning_tool_1472/data"), &[]);
+    conn.query_drop("INSERT INTO EE1472.pk VALUES (); INSERT INTO EE1472.notpk (a) VALUES (3333)")
+        .await
+        .unwrap();
+    check(&[
+        ("SELECT count(a), max(a) FROM EE1472.pk", "3\t5"),
+        ("SELECT b FROM EE1472.notpk WHERE a = 3333", "10"),
+    ])
+    .await;
+}
