@@ -10,6 +10,7 @@
 //! `ci/setup.sh`; they never pass by skipping.
 
 pub mod dumps;
+pub mod fixture_cases;
 pub mod harness;
 pub mod stream;
 pub mod tools;

@@ -6,57 +6,18 @@
 
 #![allow(clippy::unwrap_used)] // a panic is a fine failure in a test
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
 use mysql_async::prelude::*;
+use sluice_tests::fixture_cases::{self, check, fixtures};
 use sluice_tests::target;
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/dumps");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "\n!!!!!!!! FIXTURE SUITE DID NOT RUN: {} is missing (CI has it; a plain clone may not) !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_sluice-under-test");
 
-/// Runs each query on the target and compares the row, tab-joined, with the expectation.
-async fn check(expectations: &[(&str, &str)]) {
-    let mut conn = target().conn().await;
-    let mut failures = Vec::new();
-    for (query, expected) in expectations {
-        let row: Option<mysql_async::Row> = conn
-            .query_first(*query)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e}"));
-        let got = row
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        r.get::<Option<String>, _>(i)
-                            .flatten()
-                            .unwrap_or_else(|| "NULL".into())
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\t")
-            })
-            .unwrap_or_default();
-        if got != *expected {
-            failures.push(format!(
-                "{query}\n    expected {expected:?}\n    got      {got:?}"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "fixture expectations failed:\n{}",
-        failures.join("\n")
-    );
+/// `sluice import --restart` on a fixture folder or script; fails unless it succeeds.
+fn import_fixture(input: &Path, extra: &[&str]) -> String {
+    fixture_cases::import_fixture(BIN, input, extra)
 }
 
 /// lightning_various_types: SQL dumps of BIT, DECIMAL, DOUBLE, temporal, CHAR, BINARY,
@@ -204,28 +165,6 @@ async fn json_is_refused_with_the_servers_reason(data: &std::path::Path) {
     assert!(
         err.contains("92 rows were sent but the target took 91") && err.contains("JSON"),
         "{err}"
-    );
-}
-
-/// Runs `sluice import` on a fixture folder (relative to ../shared/fixtures/dumps).
-fn import_fixture(dir: &std::path::Path, extra: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
-        .args([
-            "import",
-            "--input",
-            dir.to_str().unwrap(),
-            "--target",
-            &target().url(),
-            "--restart",
-        ])
-        .args(extra)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -1,6 +1,6 @@
 //! More dumps written by other tools (../shared/fixtures/dumps), imported with `sluice import`
 //! and checked against the results their source projects' tests expect (each case's
-//! EXPECTED.md). The first cases are in tests/fixtures.rs; the helpers are copied from there.
+//! EXPECTED.md). The first cases are in tests/fixtures.rs; the helpers in tests/src/fixture_cases.rs.
 //!
 //! A clone without ../shared/fixtures prints loudly that this suite did not run. Each test
 //! drops its databases first: the target may hold them from an earlier run.
@@ -11,111 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mysql_async::prelude::*;
+use sluice_tests::fixture_cases::{self, check, drop_databases, exec, fixtures};
 use sluice_tests::target;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/dumps");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "\n!!!!!!!! FIXTURE SUITE DID NOT RUN: {} is missing (CI has it; a plain clone may not) !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
-}
-
-/// Every row the query returns, columns tab-joined, rows newline-joined, NULL as `NULL`.
-async fn rows_text(conn: &mut mysql_async::Conn, query: &str) -> String {
-    let rows: Vec<mysql_async::Row> = conn
-        .query(query)
-        .await
-        .unwrap_or_else(|e| panic!("{query}: {e}"));
-    rows.iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.get::<Option<String>, _>(i)
-                        .flatten()
-                        .unwrap_or_else(|| "NULL".into())
-                })
-                .collect::<Vec<_>>()
-                .join("\t")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Runs each query on the target and compares all its rows (see [`rows_text`]) with the
-/// expectation, reporting every mismatch at once.
-async fn check(expectations: &[(&str, &str)]) {
-    let mut conn = target().conn().await;
-    let mut failures = Vec::new();
-    for (query, expected) in expectations {
-        let got = rows_text(&mut conn, query).await;
-        if got != *expected {
-            failures.push(format!(
-                "{query}\n    expected {expected:?}\n    got      {got:?}"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "fixture expectations failed:\n{}",
-        failures.join("\n")
-    );
-}
-
-/// Runs statements on one target connection, in order.
-async fn exec(statements: &[&str]) {
-    let mut conn = target().conn().await;
-    for s in statements {
-        conn.query_drop(*s)
-            .await
-            .unwrap_or_else(|e| panic!("{s}: {e}"));
-    }
-}
-
-async fn drop_databases(names: &[&str]) {
-    let mut conn = target().conn().await;
-    for db in names {
-        conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-            .await
-            .unwrap();
-    }
-}
-
-/// Runs `sluice import --input INPUT --target … EXTRA…` and returns how it ended.
-fn sluice_import(input: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice-under-test"))
-        .args([
-            "import",
-            "--input",
-            input.to_str().unwrap(),
-            "--target",
-            &target().url(),
-        ])
-        .args(extra)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-/// Runs `sluice import --restart` on a dump folder or script and fails unless it succeeds;
-/// returns its stdout.
-fn import_fixture(input: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["--restart"];
-    args.extend(extra);
-    let out = sluice_import(input, &args);
-    assert!(
-        out.status.success(),
-        "sluice import --input {} {args:?}: {}",
-        input.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The `db.table` names among these databases' tables, sorted, and whether each database
 /// exists.
@@ -144,6 +41,18 @@ async fn tables_of(databases: &[&str]) -> (Vec<String>, Vec<bool>) {
     }
     tables.sort();
     (tables, exists)
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice-under-test");
+
+/// `sluice import --restart` on a fixture folder or script; fails unless it succeeds.
+fn import_fixture(input: &Path, extra: &[&str]) -> String {
+    fixture_cases::import_fixture(BIN, input, extra)
+}
+
+/// `sluice import --input INPUT --target … EXTRA…`, however it ends.
+fn sluice_import(input: &Path, extra: &[&str]) -> Output {
+    fixture_cases::sluice_import(BIN, input, extra)
 }
 
 /// lightning_black-white-list: table filters, and a `mysql` schema in the dump that is taken
