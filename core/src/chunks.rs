@@ -3,7 +3,11 @@
 //!
 //! * One integer key column: step from MIN to MAX in equal key ranges. The number of ranges
 //!   comes from the row estimate, checked with a bounded count when the estimate says the table
-//!   is small (fresh tables often have stale statistics).
+//!   is small (fresh tables often have stale statistics). Where the keys are sparse (the row
+//!   estimate far from the key span: ids near both ends of the type, time-based ids), equal
+//!   key ranges can be very unequal in rows, so each range's rows are estimated with `EXPLAIN`
+//!   (the optimizer's index dives: no scan), a range over twice `chunk_rows` is split again,
+//!   and neighbours are merged back while they hold no more than `chunk_rows` together.
 //! * Any other key (composite, strings, dates): walk the key with
 //!   `ORDER BY key LIMIT 1 OFFSET chunk_rows` to sample exact boundaries, so chunks hold
 //!   `chunk_rows` rows each whatever the key distribution.
@@ -96,7 +100,15 @@ pub async fn plan_table(
             .div_ceil(chunk_rows)
             .clamp(1, MAX_CHUNKS)
             .min(span.min(u128::from(MAX_CHUNKS)) as u64);
-        return Ok(integer_ranges(table_index, &col, min, span, chunks));
+        if off < 0.2 {
+            return Ok(integer_ranges(table_index, &col, min, span, chunks));
+        }
+        let bounds =
+            balanced_bounds(conn, endpoint, table, &col, min, max, chunks, chunk_rows).await?;
+        return Ok(ranges_from_bounds(table_index, bounds.len(), |i, lower| {
+            let op = if lower { ">=" } else { "<" };
+            format!("{col} {op} {}", bounds[i])
+        }));
     }
 
     sampled_ranges(conn, endpoint, table_index, table, &keys, chunk_rows).await
@@ -113,6 +125,94 @@ fn integer_ranges(table: usize, col: &str, min: i128, span: u128, chunks: u64) -
             format!("{col} < {}", bounds[i])
         }
     })
+}
+
+/// Ranges split in this many when they hold too many rows.
+const SPLIT_WAYS: i128 = 10;
+
+/// Boundaries of key ranges over `min..=max` that hold about `chunk_rows` rows each by the
+/// optimizer's estimate: `chunks` equal ranges to start, a range estimated over twice
+/// `chunk_rows` split in [`SPLIT_WAYS`] equal ranges until it is not (or is one key wide),
+/// then neighbours merged while together they hold no more than `chunk_rows`.
+#[allow(clippy::too_many_arguments)]
+async fn balanced_bounds(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    table: &TableInfo,
+    col: &str,
+    min: i128,
+    max: i128,
+    chunks: u64,
+    chunk_rows: u64,
+) -> Result<Vec<i128>, CoreError> {
+    let end = max + 1;
+    let step = ((end - min) / i128::from(chunks.max(1))).max(1);
+    // Half-open ranges still to look at, last first, so they come out in key order.
+    let mut todo: Vec<(i128, i128)> = Vec::new();
+    let mut lo = min;
+    while lo < end {
+        let hi = (lo + step).min(end);
+        todo.push((lo, hi));
+        lo = hi;
+    }
+    todo.reverse();
+    let mut done: Vec<(i128, i128, u64)> = Vec::new();
+    while let Some((lo, hi)) = todo.pop() {
+        let rows = explain_rows(conn, endpoint, table, col, lo, hi).await?;
+        let budget_left = (done.len() + todo.len()) < MAX_CHUNKS as usize;
+        if rows > 2 * chunk_rows && hi - lo > 1 && budget_left {
+            let width = ((hi - lo) / SPLIT_WAYS).max(1);
+            let mut parts = Vec::new();
+            let mut at = lo;
+            while at < hi {
+                let next = if hi - at <= width { hi } else { at + width };
+                parts.push((at, next));
+                at = next;
+            }
+            todo.extend(parts.into_iter().rev());
+        } else {
+            done.push((lo, hi, rows));
+        }
+    }
+    Ok(merged_bounds(&done, chunk_rows))
+}
+
+/// The boundaries between `ranges` (in key order, with their row estimates) after merging
+/// neighbours while together they hold no more than `chunk_rows`.
+fn merged_bounds(ranges: &[(i128, i128, u64)], chunk_rows: u64) -> Vec<i128> {
+    let mut bounds = Vec::new();
+    let mut held = 0u64;
+    for (i, &(lo, _, rows)) in ranges.iter().enumerate() {
+        if i > 0 && held > 0 && held + rows > chunk_rows {
+            bounds.push(lo);
+            held = 0;
+        }
+        held += rows;
+    }
+    bounds
+}
+
+/// The optimizer's estimate of the rows with `lo <= col < hi`.
+async fn explain_rows(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    table: &TableInfo,
+    col: &str,
+    lo: i128,
+    hi: i128,
+) -> Result<u64, CoreError> {
+    let row: Option<mysql_async::Row> = conn
+        .query_first(format!(
+            "EXPLAIN SELECT 1 FROM {} WHERE {col} >= {lo} AND {col} < {hi}",
+            table.name
+        ))
+        .await
+        .map_err(|e| endpoint.error(format!("estimate the rows of {}", table.name.plain()), e))?;
+    Ok(row
+        .and_then(|r| r.get_opt::<Option<u64>, _>("rows"))
+        .and_then(Result::ok)
+        .flatten()
+        .unwrap_or(0))
 }
 
 /// Builds chunk predicates from `n` boundaries: chunk 0 is `< b0`, chunk i is `>= b(i-1) AND <
@@ -222,6 +322,25 @@ mod tests {
             ]
         );
         assert_eq!(integer_ranges(0, "`id`", 5, 1, 1)[0].predicate, None);
+    }
+
+    #[test]
+    fn neighbours_merge_up_to_the_chunk_size() {
+        // Nine empty ranges and one with 98 rows split into ten of about ten.
+        let mut ranges = vec![(-2, 9, 10), (9, 20, 11), (20, 31, 11), (31, 42, 11)];
+        ranges.extend((0..9).map(|i| (42 + i * 10, 52 + i * 10, 0)));
+        ranges.push((200, 300, 55));
+        ranges.push((300, 400, 2));
+        // Empty ranges join the next one.
+        assert_eq!(merged_bounds(&ranges, 10), [9, 20, 31, 42, 300]);
+        assert_eq!(
+            merged_bounds(&[(0, 5, 0), (5, 9, 0)], 10),
+            Vec::<i128>::new()
+        );
+        assert_eq!(
+            merged_bounds(&[(0, 5, 3), (5, 9, 3), (9, 12, 3)], 10),
+            Vec::<i128>::new()
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub(crate) fn insert_statement(spec: &LoadSpec) -> String {
 /// parameter types.
 pub(crate) fn encode_row(spec: &LoadSpec, out: &mut Vec<u8>, cells: &[Option<&[u8]>]) {
     // A short row would make the server read the next row's values as this one's.
-    debug_assert_eq!(cells.len(), spec.columns.len(), "a bulk row has every column");
+    debug_assert_eq!(
+        cells.len(),
+        spec.columns.len(),
+        "a bulk row has every column"
+    );
     if out.is_empty() {
         let raw = spec.ascii_goes_raw() || spec.charset == "binary";
         for c in &spec.columns {
