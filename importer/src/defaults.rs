@@ -56,7 +56,15 @@ pub(crate) async fn column_defaults(
                 continue;
             }
             Some(d) if mariadb && d.eq_ignore_ascii_case("NULL") => None,
+            Some(d) if (mariadb || extra.contains("DEFAULT_GENERATED")) && !once_is_enough(d) => {
+                defaults.push(ColumnDefault::PerRow(d.to_owned()));
+                continue;
+            }
             Some(d) if mariadb || extra.contains("DEFAULT_GENERATED") => Some(format!("({d})")),
+            // MySQL spells a BIT literal default as written (`b'101'`).
+            Some(d) if c.kind == ColumnKind::Bit && d.to_ascii_lowercase().starts_with("b'") => {
+                Some(d.to_owned())
+            }
             Some(d) => Some(quote_string(d)),
         };
         match expression {
@@ -108,4 +116,68 @@ pub(crate) async fn column_defaults(
         defaults[i] = ColumnDefault::Value(kind, bytes);
     }
     Ok(defaults)
+}
+
+/// Whether a default expression may be evaluated once for every row: a literal, or the
+/// current time (one instant per table, as Lightning fills it). Not `UUID()`, `RAND()` or an
+/// expression over other columns, whose value differs from row to row.
+fn once_is_enough(expression: &str) -> bool {
+    let e = expression.trim();
+    let lower = e.to_ascii_lowercase();
+    let bare = lower.trim_end_matches(|c: char| c == ')' || c.is_ascii_digit());
+    let bare = bare.strip_suffix('(').unwrap_or(bare);
+    let literal = e.starts_with('\'')
+        || e.starts_with("_")
+        || lower.starts_with("b'")
+        || lower.starts_with("x'")
+        || lower.starts_with("0x")
+        || e.parse::<f64>().is_ok()
+        || lower == "true"
+        || lower == "false";
+    literal
+        || matches!(
+            bare,
+            "current_timestamp"
+                | "now"
+                | "localtime"
+                | "localtimestamp"
+                | "curdate"
+                | "current_date"
+                | "curtime"
+                | "current_time"
+                | "utc_timestamp"
+                | "utc_date"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_literals_and_the_current_time_are_evaluated_once() {
+        for once in [
+            "'abc'",
+            "123",
+            "-1.5",
+            "b'101'",
+            "current_timestamp()",
+            "current_timestamp(6)",
+            "CURRENT_TIMESTAMP",
+            "now(3)",
+            "curdate()",
+            "_utf8mb4'x'",
+        ] {
+            assert!(once_is_enough(once), "{once}");
+        }
+        for per_row in [
+            "uuid()",
+            "rand()",
+            "`a` + 1",
+            "uuid_short()",
+            "nextval(`s`)",
+        ] {
+            assert!(!once_is_enough(per_row), "{per_row}");
+        }
+    }
 }

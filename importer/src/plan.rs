@@ -54,6 +54,10 @@ pub enum ColumnDefault {
     AutoIncrement,
     /// The default's value as a dump would spell it.
     Value(CellKind, Vec<u8>),
+    /// An expression whose value differs from row to row (`UUID()`, `RAND()`, one over other
+    /// columns): it cannot be sent for the server to evaluate per row (the loader sends
+    /// values), so a row that leaves the column out is refused.
+    PerRow(String),
     /// NOT NULL without a default: sent as NULL, for which the server stores its implicit
     /// default (0, '', a zero date) with a warning, as MySQL does for an INSERT without the
     /// column outside strict mode (Lightning's fixtures rely on it).
@@ -180,13 +184,18 @@ impl RowPlan {
             }
         }
         if mapping.len() < self.columns.len() {
-            self.fill_defaults(mapping, out);
+            self.fill_defaults(mapping, at, out)?;
         }
         Ok(())
     }
 
     /// Gives the columns `mapping` leaves out their defaults.
-    fn fill_defaults(&self, mapping: &[usize], out: &mut Canon) {
+    fn fill_defaults(
+        &self,
+        mapping: &[usize],
+        at: &dyn Fn() -> String,
+        out: &mut Canon,
+    ) -> Result<(), ImportError> {
         for (i, default) in self.defaults.iter().enumerate() {
             if mapping.contains(&i) {
                 continue;
@@ -198,12 +207,21 @@ impl RowPlan {
                         out.cells[i] = Some((start, out.bytes.len()));
                     }
                 }
+                ColumnDefault::PerRow(expression) => {
+                    return Err(ImportError::Input(format!(
+                        "{}: the row leaves out column `{}`, whose default `{expression}` differs \
+                         from row to row; Sluice sends values, so the dump must give the column",
+                        at(),
+                        self.columns[i].name
+                    )));
+                }
                 ColumnDefault::Unknown
                 | ColumnDefault::Null
                 | ColumnDefault::AutoIncrement
                 | ColumnDefault::Implicit => {}
             }
         }
+        Ok(())
     }
 
     /// Appends a row's sort key: the memcomparable primary key, or for a keyless table a

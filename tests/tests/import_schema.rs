@@ -196,7 +196,7 @@ type DefaultsRow = (i64, i64, Option<String>, u8, Option<i64>);
 /// Rows that leave columns out (a column list without them, or `VALUES ()`) get the target's
 /// defaults, evaluated once (one CURRENT_TIMESTAMP for the table, as Lightning fills it), an
 /// AUTO_INCREMENT key its next values, a NOT NULL column without a default the server's
-/// implicit default. Both load methods.
+/// implicit default; a per-row default (UUID()) left out is refused. Both load methods.
 #[tokio::test]
 async fn columns_a_dump_leaves_out_take_the_target_defaults() {
     let db = unique_name("import_defaults");
@@ -272,4 +272,21 @@ async fn columns_a_dump_leaves_out_take_the_target_defaults() {
         .await
         .unwrap();
     assert_eq!(r, Some(0));
+
+    // A default that differs per row (UUID()) cannot be evaluated once: a row without the
+    // column is refused, naming it, rather than every row getting one value.
+    write(
+        &format!("{db}.t-schema.sql"),
+        "CREATE TABLE t (pk INT PRIMARY KEY, u CHAR(36) DEFAULT (UUID()));\n".into(),
+    );
+    t.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .await
+        .unwrap();
+    let out = import(dir.path(), &["--restart"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{db}.t.0.sql:1")) && err.contains("`u`") && err.contains("uuid()"),
+        "{err}"
+    );
 }
