@@ -24,6 +24,7 @@ mod insert;
 mod kv;
 mod load;
 mod method;
+mod objects;
 mod observer;
 mod ordered;
 mod plan;

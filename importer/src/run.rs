@@ -35,6 +35,10 @@ pub struct ImportSummary {
     pub tables_bulk_inserted: usize,
     /// Views created after the tables (see `views.rs`).
     pub views: usize,
+    /// Triggers made after their tables' rows (see `objects.rs`).
+    pub triggers: usize,
+    /// Functions, procedures and events made last (see `objects.rs`).
+    pub routines_and_events: usize,
     pub seconds: f64,
 }
 
@@ -80,6 +84,7 @@ impl Importer {
                 csv: CsvDialect::default(),
                 metadata: None,
                 views: Vec::new(),
+                post_files: Vec::new(),
             };
             let script = Some(file.to_string_lossy().into_owned());
             let input_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -109,6 +114,14 @@ impl Importer {
         for v in &mut source.views {
             v.name = config.routes.route(&v.dump_name);
         }
+        // Routines and events go with the databases the filter keeps tables or views of.
+        let kept: std::collections::HashSet<String> = source
+            .tables
+            .iter()
+            .map(|t| t.dump_name.database.clone())
+            .chain(source.views.iter().map(|v| v.dump_name.database.clone()))
+            .collect();
+        source.post_files.retain(|p| kept.contains(&p.database));
         if let Some(dialect) = &config.csv
             && source.metadata.is_none()
         {
@@ -223,6 +236,8 @@ impl Importer {
             tables_sorted: 0,
             tables_bulk_inserted: 0,
             views: 0,
+            triggers: 0,
+            routines_and_events: 0,
             seconds: 0.0,
         };
         drop(conn);
@@ -258,6 +273,7 @@ impl Importer {
                     summary.sort_runs_spilled += outcome.runs;
                     summary.tables_sorted += usize::from(outcome.sorted);
                     summary.tables_bulk_inserted += usize::from(outcome.bulk_inserted);
+                    summary.triggers += outcome.triggers;
                 }
             }
         }
@@ -272,6 +288,20 @@ impl Importer {
                 &shared.config.routes,
             )
             .await?;
+        }
+        if !shared.config.no_schema {
+            let endpoint = &shared.config.target;
+            for post in &shared.source.post_files {
+                let mut conn = endpoint.connect().await?;
+                summary.routines_and_events += crate::objects::run_object_file(
+                    &mut conn,
+                    endpoint,
+                    &shared.storage,
+                    post,
+                    &shared.config.routes,
+                )
+                .await?;
+            }
         }
         shared.config.observer.finished();
         summary.seconds = started.elapsed().as_secs_f64();
@@ -391,6 +421,18 @@ async fn import_one(
         })?;
     }
     verify(&mut conn, endpoint, table, &info, &outcome, rows_before).await?;
+    let mut outcome = outcome;
+    // Triggers once the rows are in, so that they do not fire for them (and before `done`:
+    // a table whose triggers failed is loaded again by the next run, triggers and all).
+    if let Some(file) = table.triggers_file.as_ref().filter(|_| !config.no_schema) {
+        let objects = crate::objects::ObjectFile {
+            database: table.dump_name.database.clone(),
+            file: file.clone(),
+        };
+        outcome.triggers =
+            crate::objects::run_object_file(&mut conn, endpoint, storage, &objects, &config.routes)
+                .await?;
+    }
     checkpoints
         .mark(
             &mut conn,

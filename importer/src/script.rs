@@ -103,6 +103,8 @@ pub async fn run_script(
         tables_sorted: 0,
         tables_bulk_inserted: 0,
         views: 0,
+        triggers: 0,
+        routines_and_events: 0,
         seconds: 0.0,
     };
     for name in &order {

@@ -15,6 +15,7 @@ use sluice_core::layout::{
 use sluice_core::{Storage, TableName};
 
 use crate::ImportError;
+use crate::objects::{ObjectFile, post_file, triggers_of};
 use crate::views::{ViewSource, view_of_file};
 
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct TableSource {
     pub expected_fingerprint: Option<Vec<String>>,
     /// How `expected_fingerprint` was computed (by the dump's metadata version).
     pub fingerprint_version: FingerprintVersion,
+    /// Its triggers (mydumper's `-schema-triggers.sql`), made after its rows.
+    pub triggers_file: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct DumpSource {
     pub metadata: Option<DumpMetadata>,
     /// Created after the tables (see `views.rs`).
     pub views: Vec<ViewSource>,
+    /// Routines and events, made after the tables and views (see `objects.rs`).
+    pub post_files: Vec<ObjectFile>,
 }
 
 pub(crate) fn safe_name(name: &str) -> Result<(), ImportError> {
@@ -111,6 +116,7 @@ pub async fn discover(storage: &Storage) -> Result<DumpSource, ImportError> {
         }
         let mut source = from_metadata(meta)?;
         source.views = views_in(objects.iter().map(|o| o.name.as_str()))?;
+        add_objects(&mut source, objects.iter().map(|o| o.name.as_str()))?;
         return Ok(source);
     }
     if objects
@@ -124,14 +130,35 @@ pub async fn discover(storage: &Storage) -> Result<DumpSource, ImportError> {
         )));
     }
     let views = views_in(objects.iter().map(|o| o.name.as_str()))?;
-    let mut source = from_names(objects.into_iter().map(|o| o.name).collect())?;
+    let names: Vec<String> = objects.into_iter().map(|o| o.name).collect();
+    let mut source = from_names(names.clone())?;
     // Dumpling and mydumper write a placeholder table for each view (so that a view reading
     // another loads in any order); the view itself takes its name.
     source
         .tables
         .retain(|t| !views.iter().any(|v| v.dump_name == t.dump_name));
     source.views = views;
+    add_objects(&mut source, names.iter().map(String::as_str))?;
     Ok(source)
+}
+
+/// Triggers files to their tables, and the post files of routines and events.
+fn add_objects<'a>(
+    source: &mut DumpSource,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), ImportError> {
+    for name in names {
+        if let Some(table) = triggers_of(name) {
+            safe_name(name)?;
+            if let Some(t) = source.tables.iter_mut().find(|t| t.dump_name == table) {
+                t.triggers_file = Some(name.to_owned());
+            }
+        } else if let Some(post) = post_file(name) {
+            safe_name(name)?;
+            source.post_files.push(post);
+        }
+    }
+    Ok(())
 }
 
 /// `db.table` from a data file's name without its extension (`db.table` or `db.table.0001`)
@@ -189,6 +216,7 @@ fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
             expected_rows: Some(t.rows),
             expected_fingerprint: Some(t.chunks.iter().map(|c| c.fingerprint.clone()).collect()),
             fingerprint_version: FingerprintVersion::of_metadata(meta.version),
+            triggers_file: None,
         });
     }
     Ok(DumpSource {
@@ -198,6 +226,7 @@ fn from_metadata(meta: DumpMetadata) -> Result<DumpSource, ImportError> {
         csv: meta.csv.clone().unwrap_or_default(),
         metadata: Some(meta),
         views: Vec::new(),
+        post_files: Vec::new(),
     })
 }
 
@@ -223,6 +252,7 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
                     expected_rows: None,
                     expected_fingerprint: None,
                     fingerprint_version: FingerprintVersion::default(),
+                    triggers_file: None,
                 },
             );
         }
@@ -271,6 +301,7 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
                     expected_rows: None,
                     expected_fingerprint: None,
                     fingerprint_version: FingerprintVersion::default(),
+                    triggers_file: None,
                 });
                 t.files.push(DataFile {
                     name: name.clone(),
@@ -302,6 +333,7 @@ fn from_names(names: Vec<String>) -> Result<DumpSource, ImportError> {
         },
         metadata: None,
         views: Vec::new(),
+        post_files: Vec::new(),
     })
 }
 

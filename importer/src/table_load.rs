@@ -35,6 +35,8 @@ pub(crate) struct TableOutcome {
     pub(crate) sorted: bool,
     /// The rows went by bulk execution, not LOAD DATA.
     pub(crate) bulk_inserted: bool,
+    /// Triggers made after the rows (set by `run.rs`).
+    pub(crate) triggers: usize,
     /// The fingerprint of the rows sent, when the target took them all without a warning
     /// (see `sent.rs`); `None` means: verify by reading the table back.
     pub(crate) sent: Option<RowFingerprint>,
@@ -339,6 +341,7 @@ pub(crate) async fn load_stream(
             out_of_order: produced.out_of_order,
             sorted: false,
             bulk_inserted: spec.method == LoadMethod::BulkInsert,
+            triggers: 0,
             sent: None,
         });
     }
@@ -364,6 +367,7 @@ pub(crate) async fn load_stream(
         out_of_order: None,
         sorted: false,
         bulk_inserted: spec.method == LoadMethod::BulkInsert,
+        triggers: 0,
         sent: produced.sent.filter(|_| !warned),
     })
 }

@@ -142,7 +142,7 @@ async fn create_view(
             continue;
         }
         let text = if is_create_view(&text) {
-            keep_definer_if_it_exists(conn, &text, view).await
+            keep_definer_if_it_exists(conn, &text, &format!("view {}", view.name.plain())).await
         } else {
             text
         };
@@ -179,8 +179,9 @@ fn is_create_view(sql: &str) -> bool {
             .any(|w| w == "VIEW" || w.ends_with("*/VIEW"))
 }
 
-/// The statement without its DEFINER clause when that user does not exist on the target.
-async fn keep_definer_if_it_exists(conn: &mut Conn, sql: &str, view: &ViewSource) -> String {
+/// The statement without its DEFINER clause when that user does not exist on the target
+/// (views here; triggers, routines and events in `objects.rs`). `what` names the object.
+pub(crate) async fn keep_definer_if_it_exists(conn: &mut Conn, sql: &str, what: &str) -> String {
     let Some(clause) = definer_clause(sql) else {
         return sql.to_owned();
     };
@@ -193,9 +194,9 @@ async fn keep_definer_if_it_exists(conn: &mut Conn, sql: &str, view: &ViewSource
     match found {
         Ok(Some(0)) => {
             tracing::warn!(
-                view = %view.name.plain(),
+                object = %what,
                 definer = %format!("'{}'@'{}'", clause.user, clause.host),
-                "the view's definer does not exist on the target: the importing user becomes its definer"
+                "the definer does not exist on the target: the importing user becomes it"
             );
             format!("{}{}", &sql[..clause.start], &sql[clause.end..])
         }

@@ -290,3 +290,84 @@ async fn columns_a_dump_leaves_out_take_the_target_defaults() {
         "{err}"
     );
 }
+
+/// A mydumper dump taken with `-G -R -E`: the trigger is made after the rows (it does not
+/// fire for them, and does for the next insert), the function, procedure and event after
+/// everything, routed with the database.
+#[tokio::test]
+async fn mydumper_triggers_routines_and_events_come_across() {
+    let db = unique_name("import_objects");
+    sluice_tests::tools::mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             CREATE TABLE audit (id INT);
+             INSERT INTO t SELECT seq, seq FROM seq_1_to_100;
+             CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);
+             DELIMITER ;;
+             CREATE PROCEDURE two_rows() BEGIN SELECT 1; SELECT 2; END;;
+             CREATE FUNCTION plus_one(x INT) RETURNS INT DETERMINISTIC RETURN x + 1;;
+             CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM audit;;
+             DELIMITER ;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mydumper")
+        .args(["--host", "127.0.0.1", "--port", &source().port.to_string()])
+        .args([
+            "--user",
+            "root",
+            "--database",
+            &db,
+            "-G",
+            "-R",
+            "-E",
+            "--outputdir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("mydumper is installed by ci/setup.sh");
+    assert!(status.success());
+    let into = format!("{db}_copy");
+    let out = import(dir.path(), &["--route", &format!("{db}={into}")]);
+    assert_ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&summary["triggers"], &summary["routines_and_events"]),
+        (&serde_json::json!(1), &serde_json::json!(3)),
+        "{summary}"
+    );
+    let mut t = target().conn().await;
+    let count = |sql: String| async move {
+        let mut t = target().conn().await;
+        t.query_first::<i64, _>(sql).await.unwrap().unwrap()
+    };
+    assert_eq!(count(format!("SELECT COUNT(*) FROM `{into}`.t")).await, 100);
+    assert_eq!(
+        count(format!("SELECT COUNT(*) FROM `{into}`.audit")).await,
+        0,
+        "the trigger fired for imported rows"
+    );
+    t.query_drop(format!("INSERT INTO `{into}`.t VALUES (101, 1)"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(format!("SELECT COUNT(*) FROM `{into}`.audit")).await,
+        1
+    );
+    assert_eq!(count(format!("SELECT `{into}`.plus_one(41)")).await, 42);
+    t.query_drop(format!("CALL `{into}`.two_rows()"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{into}'"
+        ))
+        .await,
+        1
+    );
+}
