@@ -80,6 +80,11 @@ pub struct DumpConfig {
     pub statement_bytes: usize,
     /// Split a chunk into several files of about this many bytes each (before compression).
     pub file_size: Option<u64>,
+    /// Also dump the tables' triggers, the databases' stored routines and events (mydumper's
+    /// `-G`, `-R`, `-E`; see `objects.rs`).
+    pub triggers: bool,
+    pub routines: bool,
+    pub events: bool,
 }
 
 impl DumpConfig {
@@ -101,6 +106,9 @@ impl DumpConfig {
             lock_wait_secs: 30,
             statement_bytes: 1 << 20,
             file_size: None,
+            triggers: false,
+            routines: false,
+            events: false,
         }
     }
 }

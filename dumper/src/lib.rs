@@ -16,6 +16,7 @@ mod chunk;
 mod config;
 mod encode;
 mod error;
+mod objects;
 mod observer;
 mod parquet;
 mod privileges;

@@ -215,6 +215,17 @@ impl Dumper {
             None => {
                 clear_old_dump(&storage, &existing).await?;
                 let creates = write_schemas(&mut planner, endpoint, &storage, &selection).await?;
+                if config.triggers || config.routines || config.events {
+                    let n = crate::objects::write_objects(
+                        &mut planner,
+                        endpoint,
+                        &storage,
+                        &selection,
+                        &config,
+                    )
+                    .await?;
+                    tracing::info!(objects = n, "triggers, routines and events written");
+                }
                 let mut chunks = Vec::new();
                 for (i, table) in selection.tables.iter().enumerate() {
                     chunks.extend(

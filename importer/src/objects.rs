@@ -63,6 +63,11 @@ pub(crate) async fn run_object_file(
     conn.query_drop(format!("USE {}", quote_ident(&target_db)))
         .await
         .map_err(|e| fail(0, e))?;
+    // Sluice's files set each object's sql_mode: the session gets its own back after.
+    let mode: Option<String> = conn
+        .query_first("SELECT @@SESSION.sql_mode")
+        .await
+        .map_err(|e| fail(0, e))?;
     let mut created = 0;
     for (line, statement) in split_at_line_ends(&text) {
         let upper = statement.trim_start().to_ascii_uppercase();
@@ -75,15 +80,80 @@ pub(crate) async fn run_object_file(
         };
         conn.query_drop(&sql).await.map_err(|e| fail(line, e))?;
     }
+    conn.query_drop(format!(
+        "SET SESSION sql_mode = {}",
+        sluice_core::quote_string(&mode.unwrap_or_default())
+    ))
+    .await
+    .map_err(|e| fail(0, e))?;
     Ok(created)
 }
 
 /// Statements (with the line each starts on) that end with `;` at the end of a line, outside
 /// quotes and comments, as myloader reads mydumper's files; a last statement without `;` too.
+/// Sluice's own files put each object between `DELIMITER ;;` lines (a trigger's multi-line
+/// body keeps its `;` at line ends): there a statement ends with `;;` at the end of a line.
 fn split_at_line_ends(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut delimiter = ";";
+    let mut block_start = 0;
+    let mut block_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim();
+        if trimmed.len() > 10 && trimmed[..10].eq_ignore_ascii_case("DELIMITER ") {
+            out.extend(split_block(
+                &text[block_start..offset],
+                block_line,
+                delimiter,
+            ));
+            delimiter = trimmed[10..].trim();
+            block_start = offset + line.len();
+            block_line = i + 2;
+        }
+        offset += line.len();
+    }
+    out.extend(split_block(&text[block_start..], block_line, delimiter));
+    out
+}
+
+/// [`split_at_line_ends`] for a stretch of text under one delimiter (`;` or `;;`).
+fn split_block<'t>(text: &'t str, first_line: usize, delimiter: &str) -> Vec<(usize, &'t str)> {
+    if delimiter != ";" {
+        let mut out = Vec::new();
+        let (mut start, mut line) = (0, first_line);
+        let mut start_line = line;
+        for l in text.split_inclusive('\n') {
+            let end = start_offset(text, l) + l.len();
+            line += 1;
+            if l.trim_end().ends_with(delimiter) {
+                let statement = text[start..end].trim_end();
+                let statement = statement[..statement.len() - delimiter.len()].trim();
+                if !statement.is_empty() {
+                    out.push((start_line, statement));
+                }
+                start = end;
+                start_line = line;
+            }
+        }
+        let last = text[start..].trim();
+        if !last.is_empty() {
+            out.push((start_line, last));
+        }
+        return out;
+    }
+    split_semicolons(text, first_line)
+}
+
+/// Where `part` (a slice of `text`) starts in it.
+fn start_offset(text: &str, part: &str) -> usize {
+    part.as_ptr() as usize - text.as_ptr() as usize
+}
+
+fn split_semicolons(text: &str, first_line: usize) -> Vec<(usize, &str)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
-    let (mut at, mut start, mut line, mut start_line) = (0, 0, 1, 1);
+    let (mut at, mut start, mut line, mut start_line) = (0, 0, first_line, first_line);
     let mut quote: Option<u8> = None;
     while at < b.len() {
         let c = b[at];
@@ -156,6 +226,23 @@ mod tests {
                 "DROP PROCEDURE IF EXISTS `p1`",
                 "CREATE DEFINER=`root`@`localhost` PROCEDURE `p1`()\nbegin select 1; select ';\n'; end",
                 "-- a comment;\nCREATE EVENT e DO SELECT 1 /* x;\n */",
+            ]
+        );
+    }
+
+    #[test]
+    fn delimiter_blocks_end_at_their_delimiter() {
+        let text = "SET SESSION sql_mode = '';\nDELIMITER ;;\nCREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN\n  SET NEW.a = 1;\n  SET NEW.b = 2;\nEND;;\nDELIMITER ;\nDROP PROCEDURE IF EXISTS `p`;\n";
+        let got = split_at_line_ends(text);
+        assert_eq!(
+            got,
+            [
+                (1, "SET SESSION sql_mode = ''"),
+                (
+                    3,
+                    "CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN\n  SET NEW.a = 1;\n  SET NEW.b = 2;\nEND"
+                ),
+                (8, "DROP PROCEDURE IF EXISTS `p`"),
             ]
         );
     }

@@ -371,3 +371,86 @@ async fn mydumper_triggers_routines_and_events_come_across() {
         1
     );
 }
+
+/// `sluice dump --triggers --routines --events` and back: a trigger with a body over several
+/// lines, a function, a procedure and an event, each under its own sql_mode.
+#[tokio::test]
+async fn sluice_dumps_triggers_routines_and_events_and_imports_them() {
+    let db = unique_name("dump_objects");
+    sluice_tests::tools::mariadb_client(
+        source(),
+        None,
+        format!(
+            "CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT);
+             INSERT INTO t VALUES (1, 10, 20);
+             DELIMITER ;;
+             CREATE TRIGGER t_bi BEFORE INSERT ON t FOR EACH ROW
+             BEGIN
+               SET NEW.a = NEW.id * 2;
+               SET NEW.b = NEW.id * 3;
+             END;;
+             CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;;
+             CREATE PROCEDURE two_rows() BEGIN SELECT 1; SELECT 2; END;;
+             CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM t WHERE id < 0;;
+             DELIMITER ;"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let filter = format!("{db}.*");
+    assert_ok(&sluice(&[
+        "dump",
+        "--source",
+        &source().url(),
+        "--output",
+        dir.path().to_str().unwrap(),
+        "--filter",
+        &filter,
+        "--triggers",
+        "--routines",
+        "--events",
+    ]));
+    assert!(
+        dir.path()
+            .join(format!("{db}.t-schema-triggers.sql"))
+            .exists()
+    );
+    assert!(dir.path().join(format!("{db}-schema-post.sql")).exists());
+    let out = import(dir.path(), &[]);
+    assert_ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["triggers"], 1, "{summary}");
+    assert_eq!(summary["routines_and_events"], 3, "{summary}");
+    let mut t = target().conn().await;
+    // The imported row kept its values: the trigger came after it.
+    let row: (i64, i64) = t
+        .query_first(format!("SELECT a, b FROM `{db}`.t WHERE id = 1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row, (10, 20));
+    t.query_drop(format!("INSERT INTO `{db}`.t (id) VALUES (5)"))
+        .await
+        .unwrap();
+    let row: (i64, i64, i64) = t
+        .query_first(format!(
+            "SELECT a, b, `{db}`.twice(21) FROM `{db}`.t WHERE id = 5"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row, (10, 15, 42));
+    t.query_drop(format!("CALL `{db}`.two_rows()"))
+        .await
+        .unwrap();
+    let events: Option<i64> = t
+        .query_first(format!(
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(events, Some(1));
+    // A second run makes nothing twice (the table is done; the routines are dropped first).
+    assert_ok(&import(dir.path(), &[]));
+}

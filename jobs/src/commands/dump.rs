@@ -67,6 +67,15 @@ pub struct DumpArgs {
     /// resumed (other settings, a changed table) is taken again instead of refused.
     #[arg(long)]
     resume: bool,
+    /// Also dump each table's triggers (as mydumper -G; the import makes them after the rows).
+    #[arg(long)]
+    triggers: bool,
+    /// Also dump each database's functions and procedures (as mydumper -R).
+    #[arg(long)]
+    routines: bool,
+    /// Also dump each database's events (as mydumper -E).
+    #[arg(long)]
+    events: bool,
     /// Print one JSON summary line at the end.
     #[arg(long)]
     json: bool,
@@ -114,6 +123,9 @@ impl DumpArgs {
         };
         config.overwrite = self.overwrite;
         config.resume = self.resume;
+        config.triggers = self.triggers;
+        config.routines = self.routines;
+        config.events = self.events;
         Ok((config, self.json))
     }
 }
