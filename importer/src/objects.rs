@@ -79,6 +79,12 @@ pub(crate) async fn run_object_file(
             statement.to_owned()
         };
         conn.query_drop(&sql).await.map_err(|e| fail(line, e))?;
+        // The binlog already carries what a source trigger or event did, as row changes: on a
+        // target a stream applies to, they would do it a second time.
+        if upper.starts_with("CREATE") && (upper.contains(" TRIGGER ") || upper.contains(" EVENT "))
+        {
+            tracing::warn!(file = %file.file, line, "a trigger or event was made on the target: a stream into it would apply its effects twice; make them at cut-over there");
+        }
     }
     conn.query_drop(format!(
         "SET SESSION sql_mode = {}",
