@@ -24,6 +24,17 @@ fn assert_ok(out: &Output) {
     );
 }
 
+/// `sluice dump` of database `db` on the source into a new folder, with `extra`.
+fn dump(db: &str, extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, filter) = (source().url(), format!("{db}.*"));
+    let mut args = vec!["dump", "--source", &url, "--output"];
+    args.extend([dir.path().to_str().unwrap(), "--filter", &filter]);
+    args.extend(extra);
+    assert_ok(&sluice(&args));
+    dir
+}
+
 fn import(input: &Path, extra: &[&str]) -> Output {
     let url = target().url();
     let mut args = vec![
@@ -55,17 +66,7 @@ async fn views_are_created_after_the_tables_in_dependency_order() {
     ))
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let filter = format!("{db}.*");
-    assert_ok(&sluice(&[
-        "dump",
-        "--source",
-        &source().url(),
-        "--output",
-        dir.path().to_str().unwrap(),
-        "--filter",
-        &filter,
-    ]));
+    let dir = dump(&db, &[]);
     let out = import(dir.path(), &[]);
     assert_ok(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -128,17 +129,7 @@ async fn rows_a_table_held_before_a_no_schema_import_are_never_emptied() {
     ))
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let filter = format!("{db}.*");
-    assert_ok(&sluice(&[
-        "dump",
-        "--source",
-        &source().url(),
-        "--output",
-        dir.path().to_str().unwrap(),
-        "--filter",
-        &filter,
-    ]));
+    let dir = dump(&db, &[]);
     // The user's table holds rows of its own, with keys the dump does not have.
     let mut t = target().conn().await;
     t.query_drop(format!(
@@ -397,20 +388,7 @@ async fn sluice_dumps_triggers_routines_and_events_and_imports_them() {
         )
         .as_bytes(),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let filter = format!("{db}.*");
-    assert_ok(&sluice(&[
-        "dump",
-        "--source",
-        &source().url(),
-        "--output",
-        dir.path().to_str().unwrap(),
-        "--filter",
-        &filter,
-        "--triggers",
-        "--routines",
-        "--events",
-    ]));
+    let dir = dump(&db, &["--triggers", "--routines", "--events"]);
     assert!(
         dir.path()
             .join(format!("{db}.t-schema-triggers.sql"))
